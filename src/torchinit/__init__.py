@@ -1,0 +1,72 @@
+"""torchinit: parameter initialization for PyTorch.
+
+A catalog of initializers with exact formulas, fans computed from what each layer computes,
+and deterministic counter-based random streams: the value of every element is a pure function
+of (seed, parameter path, element index, initializer).
+"""
+
+from . import errors, functional, initializers
+from ._fans import Block, Fans, torch_fans
+from .gains import calculate_gain
+from .initializers import (
+    Constant,
+    DeltaOrthogonal,
+    Dirac,
+    Eye,
+    GeneralRule,
+    Initializer,
+    KaimingNormal,
+    KaimingUniform,
+    LecunNormal,
+    LecunUniform,
+    Normal,
+    Ones,
+    Orthogonal,
+    Sparse,
+    TruncatedNormal,
+    TruncatedNormalStd,
+    Uniform,
+    VarianceScaling,
+    XavierNormal,
+    XavierUniform,
+    Zeros,
+)
+from .layouts import fans, register_layout
+from .streams import Key
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "errors",
+    "functional",
+    "initializers",
+    "Key",
+    "Fans",
+    "Block",
+    "fans",
+    "torch_fans",
+    "register_layout",
+    "calculate_gain",
+    "Initializer",
+    "Zeros",
+    "Ones",
+    "Constant",
+    "Uniform",
+    "Normal",
+    "TruncatedNormal",
+    "TruncatedNormalStd",
+    "VarianceScaling",
+    "XavierUniform",
+    "XavierNormal",
+    "KaimingUniform",
+    "KaimingNormal",
+    "LecunUniform",
+    "LecunNormal",
+    "GeneralRule",
+    "Orthogonal",
+    "DeltaOrthogonal",
+    "Eye",
+    "Dirac",
+    "Sparse",
+]

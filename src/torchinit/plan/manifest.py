@@ -1,0 +1,255 @@
+"""The manifest: what a plan does to every parameter of a model, before and after it happens."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from .._fans import Block, Fans
+from ..errors import ConfigError
+from ..initializers import Initializer, from_config
+from ..streams import Key, normalize_region, region_shape
+
+__all__ = ["Manifest", "Record", "BlockEntry"]
+
+
+def _num(x: float | None) -> float | str | None:
+    return x if x is None or math.isfinite(x) else ("inf" if x > 0 else "-inf")
+
+
+def _fans_from_dict(d: dict | None) -> Fans | None:
+    if d is None:
+        return None
+    blocks = tuple(Block(n, a, b) for n, a, b in d.get("blocks", ()))
+    return Fans(d["fan_in"], d["fan_out"], d.get("receptive_field", 1), blocks,
+                d.get("assumed", False), d.get("convention", "semantic"))
+
+
+@dataclass(frozen=True)
+class BlockEntry:
+    """A block of a fused parameter whose rows follow another rule than the whole parameter."""
+
+    name: str
+    start: int
+    stop: int
+    rule: int
+    rule_label: str
+    init: Initializer
+    fans: Fans | None
+    std: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "rows": [self.start, self.stop], "rule": self.rule,
+                "rule_label": self.rule_label, "init": self.init.to_config(),
+                "fans": self.fans.to_dict() if self.fans else None, "std": _num(self.std)}
+
+
+@dataclass(frozen=True)
+class Record:
+    """What happens to one parameter (one tensor, under its canonical path).
+
+    ``init is None`` means the parameter keeps its values (no rule matched and the plan allows
+    it). ``scale`` is a data-dependent multiplier (LSUV) applied after sampling, so replaying the
+    record reproduces the weights without data.
+    """
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    module_type: str
+    aliases: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    matched: tuple[int, ...] = ()
+    rule: int | None = None
+    rule_label: str | None = None
+    init: Initializer | None = None
+    fans: Fans | None = None
+    std: float | None = None
+    bound: float | None = None
+    key: Key | None = None
+    blocks: tuple[BlockEntry, ...] = ()
+    tags: tuple[str, ...] = ()
+    zero_rows: tuple[int, ...] = ()
+    scale: float = 1.0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def kept(self) -> bool:
+        return self.init is None
+
+    def sample(
+        self,
+        region: Sequence[slice] | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        """The values this record gives the parameter (or a region of it)."""
+        if self.init is None or self.key is None:
+            raise ConfigError(f"parameter {self.path!r} keeps its values; there is nothing to"
+                              " sample")
+        norm = normalize_region(self.shape, region)
+        out = self.init.sample(self.shape, self.key, self.fans, norm, dtype, device)
+        rows = range(norm[0].start, norm[0].stop, norm[0].step) if self.shape else range(0)
+        for block in self.blocks:
+            local = [i for i, r in enumerate(rows) if block.start <= r < block.stop]
+            if not local:
+                continue
+            first, last = rows[local[0]], rows[local[-1]]
+            sub = (slice(first, last + 1, norm[0].step), *norm[1:])
+            out[local[0]: local[-1] + 1] = block.init.sample(
+                self.shape, self.key, block.fans, sub, dtype, device)
+        for z in self.zero_rows:
+            if z in rows:
+                out[rows.index(z)] = 0
+        if self.scale != 1.0:
+            out.mul_(self.scale)
+        assert tuple(out.shape) == region_shape(norm)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form of everything in the record."""
+        return {
+            "path": self.path,
+            "aliases": list(self.aliases),
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "module_type": self.module_type,
+            "roles": list(self.roles),
+            "matched": list(self.matched),
+            "rule": self.rule,
+            "rule_label": self.rule_label,
+            "init": self.init.to_config() if self.init else None,
+            "fans": self.fans.to_dict() if self.fans else None,
+            "std": _num(self.std),
+            "bound": _num(self.bound),
+            "key": [self.key.seed, self.key.path] if self.key else None,
+            "blocks": [b.to_dict() for b in self.blocks],
+            "tags": list(self.tags),
+            "zero_rows": list(self.zero_rows),
+            "scale": self.scale,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Record:
+        def num(x: Any) -> float | None:
+            return float(x) if isinstance(x, str) else x
+
+        blocks = tuple(
+            BlockEntry(b["name"], b["rows"][0], b["rows"][1], b["rule"], b["rule_label"],
+                       from_config(b["init"]), _fans_from_dict(b["fans"]), num(b["std"]))
+            for b in d.get("blocks", ()))
+        return cls(
+            path=d["path"], shape=tuple(d["shape"]), dtype=d["dtype"],
+            module_type=d["module_type"], aliases=tuple(d.get("aliases", ())),
+            roles=tuple(d.get("roles", ())), matched=tuple(d.get("matched", ())),
+            rule=d.get("rule"), rule_label=d.get("rule_label"),
+            init=from_config(d["init"]) if d.get("init") else None,
+            fans=_fans_from_dict(d.get("fans")), std=num(d.get("std")),
+            bound=num(d.get("bound")), key=Key(*d["key"]) if d.get("key") else None,
+            blocks=blocks, tags=tuple(d.get("tags", ())), zero_rows=tuple(d.get("zero_rows", ())),
+            scale=d.get("scale", 1.0), notes=tuple(d.get("notes", ())))
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that decide the values (what the digest hashes)."""
+        d = self.to_dict()
+        return {k: d[k] for k in ("path", "shape", "dtype", "init", "fans", "key", "blocks",
+                                  "zero_rows", "scale")}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One :class:`Record` per parameter, in ``named_parameters()`` order."""
+
+    records: tuple[Record, ...]
+    seed: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, path: str) -> Record:
+        for r in self.records:
+            if r.path == path or path in r.aliases:
+                return r
+        raise KeyError(path)
+
+    def paths(self) -> list[str]:
+        return [r.path for r in self.records]
+
+    def replace_record(self, record: Record) -> Manifest:
+        """A copy with the record of ``record.path`` replaced (used by data-dependent steps)."""
+        records = tuple(record if r.path == record.path else r for r in self.records)
+        return replace(self, records=records)
+
+    # -- output ----------------------------------------------------------------------------------
+    def to_records(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.records]
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps({"seed": self.seed, "records": self.to_records(), "data": self.data},
+                          indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        d = json.loads(text)
+        return cls(tuple(Record.from_dict(r) for r in d["records"]), d.get("seed", 0),
+                   d.get("data", {}))
+
+    def digest(self) -> str:
+        """SHA-256 over what decides the values of every parameter, sorted by path: equal
+        digests mean equal initialization, whatever the construction order or process."""
+        body = sorted((r.identity() for r in self.records), key=lambda d: d["path"])
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+    def diff(self, other: Manifest) -> list[str]:
+        """Human-readable differences from ``other`` (empty when the digests are equal)."""
+        mine = {r.path: r.identity() for r in self.records}
+        theirs = {r.path: r.identity() for r in other.records}
+        out = [f"- {p}: only in this manifest" for p in sorted(set(mine) - set(theirs))]
+        out += [f"+ {p}: only in the other manifest" for p in sorted(set(theirs) - set(mine))]
+        for p in sorted(set(mine) & set(theirs)):
+            for k, v in mine[p].items():
+                if theirs[p][k] != v:
+                    out.append(f"~ {p}: {k} {v!r} -> {theirs[p][k]!r}")
+        return out
+
+    def table(self) -> str:
+        """A fixed-width table for people: path, shape, initializer, fans, std, rule."""
+        rows = [("parameter", "shape", "init", "fans in/out", "std", "rule")]
+        for r in self.records:
+            init = "(kept)" if r.init is None else _short(r.init.to_config())
+            if r.blocks:
+                init += " + " + ", ".join(f"{b.name}:{_short(b.init.to_config())}"
+                                          for b in r.blocks)
+            if r.zero_rows:
+                init += f" (rows {list(r.zero_rows)} = 0)"
+            if r.scale != 1.0:
+                init += f" x{r.scale:.4g}"
+            fans = "-" if r.fans is None else f"{r.fans.fan_in}/{r.fans.fan_out}" + (
+                "*" if r.fans.assumed else "")
+            std = "-" if r.std is None else f"{r.std * r.scale:.4g}"
+            path = r.path + (f" (= {', '.join(r.aliases)})" if r.aliases else "")
+            rows.append((path, "x".join(map(str, r.shape)) or "scalar", init, fans, std,
+                         r.rule_label or "-"))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        if any(r.fans is not None and r.fans.assumed for r in self.records):
+            lines.append("* fans assumed from torch's axis order (no layout registered)")
+        return "\n".join(lines)
+
+
+def _short(config: dict[str, Any]) -> str:
+    args = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in config.items() if k != "name")
+    return f"{config['name']}({args})"

@@ -1,0 +1,85 @@
+"""Names of module types, so plans and config files can say ``"Linear"`` or ``"Conv*"``.
+
+Names resolve through this registry only: every public ``torch.nn`` module class under its class
+name, plus what users register. A config file can therefore never name an arbitrary Python
+object.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+from torch import nn
+
+from ..errors import ConfigError, UnknownNameError, suggest
+
+__all__ = ["register_module_type", "module_type", "module_types_matching", "type_name"]
+
+_BY_NAME: dict[str, type[nn.Module]] = {}
+
+
+def _register_torch_builtins() -> None:
+    for name in dir(nn):
+        obj = getattr(nn, name)
+        if isinstance(obj, type) and issubclass(obj, nn.Module) and not name.startswith("_"):
+            _BY_NAME.setdefault(name, obj)
+
+
+_register_torch_builtins()
+
+
+def register_module_type(cls: type[nn.Module], name: str | None = None) -> type[nn.Module]:
+    """Make a module class nameable in plans and config files (usable as a decorator).
+
+    Args:
+        cls: An ``nn.Module`` subclass.
+        name: The name to use (default: ``cls.__name__``).
+
+    Raises:
+        ConfigError: if ``cls`` is not a module class or the name belongs to another class.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ConfigError(f"register_module_type takes an nn.Module subclass, got {cls!r}")
+    name = name or cls.__name__
+    owner = _BY_NAME.get(name)
+    if owner is not None and owner is not cls:
+        raise ConfigError(
+            f"module type name {name!r} is already registered to {owner.__module__}."
+            f"{owner.__qualname__}; pass name= to register {cls.__qualname__} under another name"
+        )
+    _BY_NAME[name] = cls
+    return cls
+
+
+def module_type(name: str) -> type[nn.Module]:
+    """The class registered under ``name``."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown module type {name!r}." + suggest(name, _BY_NAME)
+            + " Built-in torch.nn classes are known by their class name; register your own with"
+            " torchinit.register_module_type(MyModule)."
+        ) from None
+
+
+def module_types_matching(pattern: str) -> tuple[type[nn.Module], ...]:
+    """Classes whose registered name matches ``pattern`` (a name or an fnmatch glob)."""
+    if any(ch in pattern for ch in "*?["):
+        found = tuple(cls for n, cls in sorted(_BY_NAME.items()) if fnmatch.fnmatchcase(n, pattern))
+        if not found:
+            raise UnknownNameError(f"no registered module type matches {pattern!r}")
+        return found
+    return (module_type(pattern),)
+
+
+def type_name(cls: type[nn.Module]) -> str:
+    """The registered name of ``cls`` (for writing plans to files)."""
+    for name, registered in _BY_NAME.items():
+        if registered is cls:
+            return name
+    raise ConfigError(
+        f"module type {cls.__module__}.{cls.__qualname__} has no registered name, so a plan"
+        " that names it cannot be written to a file; call"
+        f" torchinit.register_module_type({cls.__qualname__}) first"
+    )
