@@ -31,7 +31,9 @@ from .initializers import (
     XavierUniform,
     Zeros,
 )
+from .apply import apply
 from .layouts import fans, register_layout
+from .plan import Manifest, Plan, Rule, Select, register_module_type
 from .streams import Key
 
 __version__ = "0.1.0"
@@ -47,6 +49,12 @@ __all__ = [
     "fans",
     "torch_fans",
     "register_layout",
+    "Plan",
+    "Rule",
+    "Select",
+    "Manifest",
+    "apply",
+    "register_module_type",
     "calculate_gain",
     "Initializer",
     "Zeros",

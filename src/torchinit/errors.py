@@ -18,6 +18,7 @@ __all__ = [
     "DTypeError",
     "UnknownNameError",
     "ConfigError",
+    "PlanError",
     "describe_target",
 ]
 
@@ -40,6 +41,11 @@ class DTypeError(TorchinitError, TypeError):
 
 class ConfigError(InitializerError):
     """A configuration (dict, file or name) does not describe a valid object."""
+
+
+class PlanError(ConfigError):
+    """A plan cannot initialize a model: unmatched parameters, rules that cannot serve the
+    parameters they match, bad plan files. Raised before any tensor is written."""
 
 
 class UnknownNameError(ConfigError, KeyError):

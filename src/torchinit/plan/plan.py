@@ -1,0 +1,296 @@
+"""Plans: an ordered list of rules that states the initialization of a whole model.
+
+``Plan.resolve(model, seed)`` decides, for every parameter, which rule wins (later rules win),
+which initializer and fans it gets and which key it draws from, and validates all of it; the
+result is a :class:`Manifest`. Nothing is written until every parameter has resolved.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._fans import Fans
+from ..errors import FanError, InitializerError, PlanError, TorchinitError
+from ..initializers import Initializer, StructuredInitializer
+from ..layouts import fans as layer_fans
+from ..streams import Key
+from .factories import InitFactory
+from .manifest import BlockEntry, Manifest, Record
+from .roles import roles_of
+from .rules import Rule
+from .selectors import ParamInfo
+
+__all__ = ["Plan", "UNMATCHED"]
+
+UNMATCHED = ("error", "warn", "keep")
+
+
+@dataclass(frozen=True)
+class _Param:
+    """One parameter tensor with every path it is reachable under (canonical path first)."""
+
+    tensor: nn.Parameter
+    infos: tuple[ParamInfo, ...]
+
+    @property
+    def path(self) -> str:
+        return self.infos[0].path
+
+
+def _semantic_fans(module: nn.Module, name: str) -> Fans | None:
+    try:
+        return layer_fans(module, name)
+    except FanError:
+        return None
+
+
+def collect_params(model: nn.Module) -> list[_Param]:
+    """Every parameter once, in ``named_parameters()`` order, with all its aliases."""
+    modules: dict[str, nn.Module] = dict(model.named_modules(remove_duplicate=False))
+    by_id: dict[int, list[ParamInfo]] = {}
+    tensors: dict[int, nn.Parameter] = {}
+    for path, p in model.named_parameters(remove_duplicate=False):
+        owner_path, _, name = path.rpartition(".")
+        module = modules[owner_path]
+        parts = owner_path.split(".") if owner_path else []
+        ancestors = tuple(modules[".".join(parts[:i])] for i in range(len(parts)))
+        info = ParamInfo(path, module, name, p.dim(), roles_of(module, name, p.dim()),
+                         _semantic_fans(module, name), ancestors)
+        by_id.setdefault(id(p), []).append(info)
+        tensors[id(p)] = p
+    canonical = [id(p) for _, p in model.named_parameters()]
+    return [_Param(tensors[i], tuple(by_id[i])) for i in canonical]
+
+
+class Plan:
+    """An ordered list of :class:`Rule`; for each parameter the last matching rule wins.
+
+    Args:
+        rules: The rules (``Rule`` objects or their dict form).
+        on_unmatched: What to do with parameters no rule matches: ``"error"`` (list them all),
+            ``"warn"`` (list them and keep their values) or ``"keep"``.
+        zero_padding: Keep the ``padding_idx`` row of ``Embedding``/``EmbeddingBag`` at zero,
+            as torch does.
+        name: A label for messages.
+
+    Plans compose: ``preset + [Rule(...)]`` or ``plan_a + plan_b`` appends rules, so the
+    additions override.
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[Rule | dict] = (),
+        on_unmatched: str = "error",
+        zero_padding: bool = True,
+        name: str | None = None,
+    ) -> None:
+        if on_unmatched not in UNMATCHED:
+            raise PlanError(f"on_unmatched must be one of {UNMATCHED}, got {on_unmatched!r}")
+        self.rules: tuple[Rule, ...] = tuple(
+            r if isinstance(r, Rule) else Rule.from_dict(r) for r in rules)
+        self.on_unmatched = on_unmatched
+        self.zero_padding = zero_padding
+        self.name = name
+
+    # -- composition -----------------------------------------------------------------------------
+    def __add__(self, other: Plan | Sequence[Rule]) -> Plan:
+        more = other.rules if isinstance(other, Plan) else tuple(other)
+        on_unmatched = other.on_unmatched if isinstance(other, Plan) else self.on_unmatched
+        return Plan((*self.rules, *more), on_unmatched, self.zero_padding, self.name)
+
+    def with_options(self, **options: Any) -> Plan:
+        """A copy with other ``on_unmatched`` / ``zero_padding`` / ``name``."""
+        kw = {"on_unmatched": self.on_unmatched, "zero_padding": self.zero_padding,
+              "name": self.name, **options}
+        return Plan(self.rules, **kw)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Plan) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return f"<Plan{label}: {len(self.rules)} rules, on_unmatched={self.on_unmatched!r}>"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rules": [r.to_dict() for r in self.rules]}
+        if self.on_unmatched != "error":
+            out["on_unmatched"] = self.on_unmatched
+        if not self.zero_padding:
+            out["zero_padding"] = False
+        if self.name:
+            out["name"] = self.name
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        from .config import plan_from_dict
+
+        return plan_from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str) -> Plan:
+        """Load a plan from a ``.yaml``/``.yml``, ``.toml`` or ``.json`` file (no code runs)."""
+        from .config import load_plan
+
+        return load_plan(path)
+
+    def to_file(self, path: str) -> None:
+        """Write the plan as YAML, TOML or JSON, chosen by the file extension."""
+        from .config import save_plan
+
+        save_plan(self, path)
+
+    def as_fn(self, model: nn.Module, seed: int = 0) -> Callable[[nn.Module], None]:
+        """A function for ``model.apply(plan.as_fn(model, seed))``, for code built around
+        ``Module.apply``.
+
+        The whole model is resolved and validated when ``as_fn`` is called, so nothing is
+        written if any parameter fails; each call then writes the direct parameters of the
+        module it gets. The model is needed because keys come from full parameter paths, which
+        ``Module.apply`` does not pass.
+        """
+        from ..apply import write_values
+
+        manifest = self.resolve(model, seed)
+        paths = {id(p): path for path, p in model.named_parameters()}
+
+        def init_module(module: nn.Module) -> None:
+            own = {paths[id(p)]: p for p in module.parameters(recurse=False) if id(p) in paths}
+            write_values(manifest, own)
+            for p in own.values():
+                paths.pop(id(p))  # tied parameters are written once
+
+        return init_module
+
+    # -- resolution ------------------------------------------------------------------------------
+    def explain(self, model: nn.Module, seed: int = 0) -> Manifest:
+        """The manifest of ``model`` under this plan: one record per parameter, nothing written.
+
+        Raises:
+            PlanError: listing every parameter that cannot be resolved.
+        """
+        return self.resolve(model, seed)
+
+    def resolve(self, model: nn.Module, seed: int = 0) -> Manifest:
+        """Resolve and validate every parameter (see :meth:`explain`)."""
+        params = collect_params(model)
+        errors: list[str] = []
+        records: list[Record] = []
+        used: set[int] = set()
+        unmatched: list[str] = []
+        for param in params:
+            try:
+                record = self._resolve_param(param, seed)
+            except TorchinitError as err:
+                errors.append(str(err))
+                continue
+            used.update(record.matched)
+            if record.kept and (record.rule is None or record.notes):
+                unmatched.append(f"{record.path} {tuple(record.shape)} ({record.module_type})")
+            records.append(record)
+        if unmatched and self.on_unmatched == "error":
+            errors.append(
+                f"{len(unmatched)} parameter(s) match no rule (on_unmatched='error'):\n  "
+                + "\n  ".join(unmatched)
+                + "\nAdd rules for them, or use on_unmatched='keep' or 'warn'.")
+        if errors:
+            raise PlanError(f"plan{' ' + repr(self.name) if self.name else ''} cannot initialize"
+                            " this model:\n- " + "\n- ".join(errors))
+        if unmatched and self.on_unmatched == "warn":
+            warnings.warn("parameters that match no rule keep their values:\n  "
+                          + "\n  ".join(unmatched), stacklevel=3)
+        for i, rule in enumerate(self.rules):
+            if i not in used:
+                warnings.warn(f"rule #{i} ({rule.describe()}) matches no parameter",
+                              stacklevel=3)
+        return Manifest(tuple(records), seed)
+
+    def _matching(self, info: ParamInfo) -> list[int]:
+        return [i for i, rule in enumerate(self.rules) if rule.match.matches(info)]
+
+    def _resolve_param(self, param: _Param, seed: int) -> Record:
+        info = param.infos[0]
+        matched = self._matching(info)
+        notes: list[str] = []
+        whole = [i for i in matched if self.rules[i].match.block is None]
+        winner = whole[-1] if whole else None
+        for alias in param.infos[1:]:
+            alias_whole = [i for i in self._matching(alias) if self.rules[i].match.block is None]
+            alias_winner = alias_whole[-1] if alias_whole else None
+            if alias_winner != winner:
+                note = (f"tied parameter {info.path!r} is also {alias.path!r}, where rule"
+                        f" #{alias_winner} would win instead of #{winner}; the canonical path's"
+                        " rule is used")
+                warnings.warn(note, stacklevel=4)
+                notes.append(note)
+        base = dict(
+            path=info.path, shape=tuple(param.tensor.shape),
+            dtype=str(param.tensor.dtype).removeprefix("torch."),
+            module_type=type(info.module).__name__,
+            aliases=tuple(a.path for a in param.infos[1:]), roles=tuple(sorted(info.roles)),
+            matched=tuple(matched), notes=tuple(notes))
+        blocks = self._block_winners(info, matched, winner)
+        if winner is None and not blocks:
+            return Record(**base)
+        if winner is None:
+            covered = {b.name for b in blocks}
+            missing = [b.name for b in info.fans.blocks if b.name not in covered]
+            if missing:
+                return Record(**{**base, "notes": (*notes, f"blocks {missing} match no rule")})
+            winner = blocks[0].rule
+        init, fans = self._initializer(winner, info, param.tensor)
+        entries = tuple(b for b in blocks if b.rule != winner)
+        zero_rows: tuple[int, ...] = ()
+        if self.zero_padding and isinstance(info.module, (nn.Embedding, nn.EmbeddingBag)) \
+                and info.name == "weight" and info.module.padding_idx is not None:
+            zero_rows = (info.module.padding_idx % param.tensor.shape[0],)
+        rule = self.rules[winner]
+        return Record(**base, rule=winner, rule_label=rule.describe(), init=init, fans=fans,
+                      std=init.std(fans, param.tensor.shape),
+                      bound=init.bound(fans, param.tensor.shape),
+                      key=Key(seed, info.path), blocks=entries, tags=rule.tags,
+                      zero_rows=zero_rows)
+
+    def _block_winners(self, info: ParamInfo, matched: list[int],
+                       winner: int | None) -> list[BlockEntry]:
+        if not any(self.rules[i].match.block for i in matched) or info.fans is None:
+            return []
+        out = []
+        for block in info.fans.blocks:
+            cands = [i for i in matched if self.rules[i].match.block in (None, block.name)]
+            if not cands:
+                continue
+            init, fans = self._initializer(cands[-1], info, None)
+            rows = block.stop - block.start
+            out.append(BlockEntry(block.name, block.start, block.stop, cands[-1],
+                                  self.rules[cands[-1]].describe(), init, fans,
+                                  init.std(fans, (rows, *_shape_tail(info)))))
+        return out
+
+    def _initializer(self, index: int, info: ParamInfo,
+                     tensor: torch.Tensor | None) -> tuple[Initializer, Fans | None]:
+        rule = self.rules[index]
+        where = f"rule #{index} ({rule.describe()})"
+        shape = tuple(getattr(info.module, info.name).shape)
+        try:
+            init = rule.init(info) if isinstance(rule.init, InitFactory) else rule.init
+            fans = None
+            if init.uses_fans or isinstance(init, StructuredInitializer):
+                fans = layer_fans(info.module, info.name, convention=rule.fans)
+            dtype = tensor.dtype if tensor is not None else None
+            init.check(shape, dtype, fans, info.path)
+        except InitializerError as err:
+            raise type(err)(f"{where}: {err}") from None
+        except TypeError as err:
+            raise PlanError(f"{where}: {err}") from None
+        return init, fans
+
+
+def _shape_tail(info: ParamInfo) -> tuple[int, ...]:
+    return tuple(getattr(info.module, info.name).shape[1:])
