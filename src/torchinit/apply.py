@@ -36,7 +36,8 @@ def write_values(manifest: Manifest, params: Mapping[str, torch.Tensor]) -> None
     for path, tensor in params.items():
         record = manifest[path]
         if not record.kept:
-            values.append((tensor, record.sample(dtype=tensor.dtype, device=tensor.device)))
+            values.append((tensor, record.sample(dtype=tensor.dtype, device=tensor.device,
+                                                 current=tensor)))
     with torch.no_grad():
         for tensor, value in values:
             tensor.copy_(value)

@@ -66,6 +66,7 @@ class Record:
     aliases: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
     matched: tuple[int, ...] = ()
+    alias_matched: tuple[int, ...] = ()
     rule: int | None = None
     rule_label: str | None = None
     init: Initializer | None = None
@@ -81,20 +82,32 @@ class Record:
 
     @property
     def kept(self) -> bool:
-        return self.init is None
+        """No rule matched: the parameter keeps all its values."""
+        return self.init is None and not self.blocks
 
     def sample(
         self,
         region: Sequence[slice] | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
+        current: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The values this record gives the parameter (or a region of it)."""
-        if self.init is None or self.key is None:
+        """The values this record gives the parameter (or a region of it).
+
+        ``current`` holds the region's present values; it is needed (and copied, not changed)
+        when only some blocks of a fused parameter have a rule and the others keep their values.
+        """
+        if self.kept or self.key is None:
             raise ConfigError(f"parameter {self.path!r} keeps its values; there is nothing to"
                               " sample")
         norm = normalize_region(self.shape, region)
-        out = self.init.sample(self.shape, self.key, self.fans, norm, dtype, device)
+        if self.init is not None:
+            out = self.init.sample(self.shape, self.key, self.fans, norm, dtype, device)
+        elif current is None:
+            raise ConfigError(f"parameter {self.path!r} has rules for some blocks only; pass"
+                              " current= (its present values) to sample it")
+        else:
+            out = current.detach().to(dtype=dtype, device=device, copy=True)
         rows = range(norm[0].start, norm[0].stop, norm[0].step) if self.shape else range(0)
         for block in self.blocks:
             local = [i for i, r in enumerate(rows) if block.start <= r < block.stop]
@@ -122,6 +135,7 @@ class Record:
             "module_type": self.module_type,
             "roles": list(self.roles),
             "matched": list(self.matched),
+            "alias_matched": list(self.alias_matched),
             "rule": self.rule,
             "rule_label": self.rule_label,
             "init": self.init.to_config() if self.init else None,
@@ -149,6 +163,7 @@ class Record:
             path=d["path"], shape=tuple(d["shape"]), dtype=d["dtype"],
             module_type=d["module_type"], aliases=tuple(d.get("aliases", ())),
             roles=tuple(d.get("roles", ())), matched=tuple(d.get("matched", ())),
+            alias_matched=tuple(d.get("alias_matched", ())),
             rule=d.get("rule"), rule_label=d.get("rule_label"),
             init=from_config(d["init"]) if d.get("init") else None,
             fans=_fans_from_dict(d.get("fans")), std=num(d.get("std")),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -191,8 +191,11 @@ class Plan:
                 errors.append(str(err))
                 continue
             used.update(record.matched)
-            if record.kept and (record.rule is None or record.notes):
-                unmatched.append(f"{record.path} {tuple(record.shape)} ({record.module_type})")
+            used.update(record.alias_matched)
+            if record.init is None:
+                missing = f" {record.notes[-1]}" if record.blocks else ""
+                unmatched.append(f"{record.path} {tuple(record.shape)} ({record.module_type})"
+                                 + missing)
             records.append(record)
         if unmatched and self.on_unmatched == "error":
             errors.append(
@@ -206,7 +209,7 @@ class Plan:
             warnings.warn("parameters that match no rule keep their values:\n  "
                           + "\n  ".join(unmatched), stacklevel=3)
         for i, rule in enumerate(self.rules):
-            if i not in used:
+            if i not in used and not rule.optional:
                 warnings.warn(f"rule #{i} ({rule.describe()}) matches no parameter",
                               stacklevel=3)
         return Manifest(tuple(records), seed)
@@ -220,10 +223,13 @@ class Plan:
         notes: list[str] = []
         whole = [i for i in matched if self.rules[i].match.block is None]
         winner = whole[-1] if whole else None
+        alias_matched: set[int] = set()
         for alias in param.infos[1:]:
-            alias_whole = [i for i in self._matching(alias) if self.rules[i].match.block is None]
+            alias_rules = self._matching(alias)
+            alias_matched.update(alias_rules)
+            alias_whole = [i for i in alias_rules if self.rules[i].match.block is None]
             alias_winner = alias_whole[-1] if alias_whole else None
-            if alias_winner != winner:
+            if self._rule_effect(alias_winner) != self._rule_effect(winner):
                 note = (f"tied parameter {info.path!r} is also {alias.path!r}, where rule"
                         f" #{alias_winner} would win instead of #{winner}; the canonical path's"
                         " rule is used")
@@ -234,16 +240,17 @@ class Plan:
             dtype=str(param.tensor.dtype).removeprefix("torch."),
             module_type=type(info.module).__name__,
             aliases=tuple(a.path for a in param.infos[1:]), roles=tuple(sorted(info.roles)),
-            matched=tuple(matched), notes=tuple(notes))
+            matched=tuple(matched), alias_matched=tuple(sorted(alias_matched)),
+            notes=tuple(notes))
         blocks = self._block_winners(info, matched, winner)
-        if winner is None and not blocks:
-            return Record(**base)
         if winner is None:
-            covered = {b.name for b in blocks}
-            missing = [b.name for b in info.fans.blocks if b.name not in covered]
-            if missing:
-                return Record(**{**base, "notes": (*notes, f"blocks {missing} match no rule")})
-            winner = blocks[0].rule
+            record = Record(**base)
+            if blocks:
+                covered = {b.name for b in blocks}
+                missing = [b.name for b in info.fans.blocks if b.name not in covered]
+                record = replace(record, key=Key(seed, info.path), blocks=tuple(blocks),
+                                 notes=(*notes, f"blocks {missing} match no rule"))
+            return record
         init, fans = self._initializer(winner, info, param.tensor)
         entries = tuple(b for b in blocks if b.rule != winner)
         zero_rows: tuple[int, ...] = ()
@@ -256,6 +263,10 @@ class Plan:
                       bound=init.bound(fans, param.tensor.shape),
                       key=Key(seed, info.path), blocks=entries, tags=rule.tags,
                       zero_rows=zero_rows)
+
+    def _rule_effect(self, index: int | None) -> tuple | None:
+        """What a rule does (initializer and fan convention), to compare rules across aliases."""
+        return None if index is None else (self.rules[index].init, self.rules[index].fans)
 
     def _block_winners(self, info: ParamInfo, matched: list[int],
                        winner: int | None) -> list[BlockEntry]:

@@ -47,13 +47,14 @@ class Rule:
         tags: Free labels shown in the manifest and usable for review.
         fans: ``"semantic"`` (from what the layer computes) or ``"torch"`` (torch's axis order).
         label: A name for messages and the manifest (default: a description of the rule).
+        optional: Matching no parameter is expected (presets), so it does not warn.
 
     Example:
         >>> Rule(type="Linear", role="bias", init="zeros")
         Rule(type=Linear role=bias -> zeros)
     """
 
-    __slots__ = ("match", "init", "tags", "fans", "label")
+    __slots__ = ("match", "init", "tags", "fans", "label", "optional")
 
     def __init__(
         self,
@@ -62,6 +63,7 @@ class Rule:
         tags: Sequence[str] = (),
         fans: str = "semantic",
         label: str | None = None,
+        optional: bool = False,
         **select: Any,
     ) -> None:
         if select:
@@ -83,6 +85,7 @@ class Rule:
         self.tags = tuple(str(t) for t in tags)
         self.fans = fans
         self.label = label
+        self.optional = bool(optional)
 
     def describe(self) -> str:
         """``label`` or ``selector -> init``."""
@@ -103,16 +106,18 @@ class Rule:
             out["fans"] = self.fans
         if self.label:
             out["label"] = self.label
+        if self.optional:
+            out["optional"] = True
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Rule:
-        allowed = {"match", "init", "tags", "fans", "label"}
+        allowed = {"match", "init", "tags", "fans", "label", "optional"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ConfigError(f"unknown rule key(s) {unknown}; a rule has {sorted(allowed)}")
         return cls(data.get("match"), data.get("init"), data.get("tags", ()),
-                   data.get("fans", "semantic"), data.get("label"))
+                   data.get("fans", "semantic"), data.get("label"), data.get("optional", False))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Rule) and self._identity() == other._identity()
@@ -121,7 +126,7 @@ class Rule:
         return hash(self._identity())
 
     def _identity(self) -> tuple:
-        return (self.match, self.init, self.tags, self.fans, self.label)
+        return (self.match, self.init, self.tags, self.fans, self.label, self.optional)
 
     def __repr__(self) -> str:
         return f"Rule({self.describe()})"
