@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import torchinit as ti
 from torchinit.errors import InitializerError
 from torchinit.streams import NormalDist, normalize_region, region_shape, sample_distribution
 from torchinit.streams import uniform53
+from torchinit.streams.ndtri import log, ndtri
 from torchinit.streams.philox import philox4x32, philox4x32_scalar
 
 # Known-answer vectors of Philox4x32-10 (Salmon et al. 2011, Random123 distribution).
@@ -71,21 +73,23 @@ def test_key_validation_and_children():
 
 def test_uniform53_is_pinned_and_open():
     u = uniform53(ti.Key(0, "golden"), torch.tensor([0, 1, 2, 2**32 + 5]))
-    expected = [0.013277599361701642, 0.7903516353222577, 0.11885703852619961,
-                0.9786150945784877]
+    expected = [0.013277599361701642, 0.7756403599767103, 0.7903516353222577,
+                0.5910450643792535]
     assert u.dtype == torch.float64 and u.tolist() == expected
     many = uniform53(ti.Key(3, "x"), torch.arange(200_000))
     assert 0.0 < float(many.min()) and float(many.max()) < 1.0
 
 
-def test_counter_high_word_is_used():
-    """Indices beyond 2**32 get their own values (the counter's second word)."""
+def test_uniform53_follows_the_definition():
+    """Elements 2j and 2j+1 share Philox block j (words x0, x1 and x2, x3); indices beyond
+    2**33 reach the counter's second word."""
     key = ti.Key(5, "big")
-    idx = torch.tensor([7, 2**32 + 7])
-    u = uniform53(key, idx)
-    assert u[0] != u[1]
-    x0, x1, _, _ = philox4x32_scalar((7, 1, 0, 0), key.words)
-    assert float(u[1]) == (((x0 >> 5) * 2**26 + (x1 >> 6)) + 0.5) * 2.0**-53
+    for i in (0, 1, 6, 7, 2**33 + 6, 2**33 + 7, 2**40 + 3):
+        j = i >> 1
+        words = philox4x32_scalar((j & 0xFFFFFFFF, j >> 32, 0, 0), key.words)
+        hi, lo = words[2:] if i & 1 else words[:2]
+        expected = (((hi >> 5) * 2**26 + (lo >> 6)) + 0.5) * 2.0**-53
+        assert float(uniform53(key, torch.tensor([i]))) == expected, i
 
 
 def test_region_of_a_huge_shape_generates_only_the_region():
@@ -95,7 +99,7 @@ def test_region_of_a_huge_shape_generates_only_the_region():
                                region=(slice(1, 2), slice(5, 9)))
     assert part.shape == (1, 4)
     idx = torch.arange(4) + 2**32 + 5
-    expected = torch.special.ndtri(uniform53(ti.Key(1, "w"), idx)).float()
+    expected = ndtri(uniform53(ti.Key(1, "w"), idx)).float()
     assert torch.equal(part.reshape(-1), expected)
 
 
@@ -124,4 +128,25 @@ def test_chunking_does_not_change_values():
     flat = torch.cat([i for _, i in pieces])
     assert torch.equal(flat, torch.arange(3000))
     assert [o for o, _ in pieces] == sorted(o for o, _ in pieces)
-    assert torch.equal(torch.special.ndtri(uniform53(key, flat)).float().reshape(3, 1000), full)
+    assert torch.equal(ndtri(uniform53(key, flat)).float().reshape(3, 1000), full)
+
+
+def test_ndtri_matches_scipy_to_a_few_ulps():
+    from scipy.special import ndtri as reference
+
+    gen = torch.Generator().manual_seed(0)
+    p = torch.rand(200_000, generator=gen, dtype=torch.float64).clamp_min(2.0**-53)
+    p = torch.cat([p, torch.tensor([2.0**-54, 1e-300, 1e-20, 0.075, 0.925, 0.5, 1 - 2.0**-53],
+                                    dtype=torch.float64)])
+    z = ndtri(p)
+    ref = torch.from_numpy(reference(p.numpy()))
+    spacing = torch.nextafter(ref.abs(), torch.tensor(math.inf, dtype=torch.float64)) - ref.abs()
+    assert float(((z - ref).abs() / spacing.clamp_min(2.0**-1074)).max()) <= 8
+    assert float(z[-2]) == 0.0
+
+
+def test_log_is_accurate():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.cat([torch.rand(100_000, generator=gen, dtype=torch.float64),
+                   torch.tensor([1e-300, 2.0**-1074, 0.5, 1.0, 2.0**-54], dtype=torch.float64)])
+    torch.testing.assert_close(log(x), torch.log(x), rtol=1e-15, atol=1e-300)

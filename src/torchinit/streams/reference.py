@@ -2,12 +2,15 @@
 
 The stream definition (fixed; golden values in the tests pin it):
 
-* element ``i`` (its flat row-major index in the full shape) of a parameter with key ``k``
-  takes the Philox4x32-10 output ``x = philox(counter=(i mod 2**32, i >> 32, 0, 0), key=k.words)``;
-* a 53-bit uniform ``u = ((x0 >> 5) * 2**26 + (x1 >> 6) + 1/2) / 2**53`` in the open
+* elements ``2j`` and ``2j + 1`` (flat row-major indices in the full shape) of a parameter with
+  key ``k`` share one Philox4x32-10 block ``x = philox(counter=(j mod 2**32, j >> 32, 0, 0),
+  key=k.words)``: the even element takes the words ``(hi, lo) = (x0, x1)``, the odd one
+  ``(x2, x3)``;
+* a 53-bit uniform ``u = ((hi >> 5) * 2**26 + (lo >> 6) + 1/2) / 2**53`` in the open
   interval (0, 1);
 * uniform(low, high): ``low + (high - low) * u``;
-* normal(loc, scale): ``loc + scale * ndtri(u)`` (inverse normal CDF, one uniform per element);
+* normal(loc, scale): ``loc + scale * ndtri(u)`` (the inverse normal CDF of
+  :mod:`torchinit.streams.ndtri`, bit-identical on every backend; one uniform per element);
 * truncated normal on [a, b] (std units): ``loc + scale * ndtri(Phi(a) + u (Phi(b) - Phi(a)))``,
   mirrored to the side with the smaller tail mass, then clamped to the bounds; no rejection, so
   the value is a pure function of ``i``.
@@ -31,6 +34,7 @@ from .distributions import (
     normal_cdf,
 )
 from .keys import Key
+from .ndtri import ndtri
 from .philox import MASK32, philox4x32
 from .regions import flat_index_chunks, normalize_region, region_shape
 
@@ -42,8 +46,11 @@ _TWO_M53 = 2.0**-53
 def uniform53(key: Key, flat_index: torch.Tensor) -> torch.Tensor:
     """The stream's standard uniform variates in (0, 1), float64, for the given flat indices."""
     zero = torch.zeros((), dtype=torch.int64, device=flat_index.device)
-    x0, x1, _, _ = philox4x32(flat_index & MASK32, flat_index >> 32, zero, zero, key.words)
-    bits = (x0 >> 5) * (1 << 26) + (x1 >> 6)
+    block = flat_index >> 1
+    x0, x1, x2, x3 = philox4x32(block & MASK32, block >> 32, zero, zero, key.words)
+    odd = (flat_index & 1).bool()
+    hi, lo = torch.where(odd, x2, x0), torch.where(odd, x3, x1)
+    bits = (hi >> 5) * (1 << 26) + (lo >> 6)
     return (bits.to(torch.float64) + 0.5) * _TWO_M53
 
 
@@ -51,13 +58,13 @@ def _transform(dist: Distribution, u: torch.Tensor) -> torch.Tensor:
     if isinstance(dist, UniformDist):
         return dist.low + (dist.high - dist.low) * u
     if isinstance(dist, NormalDist):
-        return dist.loc + dist.scale * torch.special.ndtri(u)
+        return dist.loc + dist.scale * ndtri(u)
     if isinstance(dist, TruncNormalDist):
         a, b, sign = dist.lower, dist.upper, 1.0
         if a + b > 0:
             a, b, sign = -b, -a, -1.0
         pa, pb = normal_cdf(a), normal_cdf(b)
-        z = torch.special.ndtri(pa + (pb - pa) * u).clamp_(a, b)
+        z = ndtri(pa + (pb - pa) * u).clamp_(a, b)
         return dist.loc + (sign * dist.scale) * z
     raise TypeError(f"no sampler for {type(dist).__name__}")
 
