@@ -5,7 +5,7 @@ and deterministic counter-based random streams: the value of every element is a 
 of (seed, parameter path, element index, initializer).
 """
 
-from . import errors, functional, initializers
+from . import errors, functional, initializers, presets
 from ._fans import Block, Fans, torch_fans
 from .gains import calculate_gain
 from .initializers import (
@@ -32,6 +32,7 @@ from .initializers import (
     Zeros,
 )
 from .apply import apply
+from .groups import describe_groups, param_groups
 from .layouts import fans, register_layout
 from .plan import Manifest, Plan, Rule, Select, register_module_type
 from .streams import Key
@@ -55,6 +56,9 @@ __all__ = [
     "Manifest",
     "apply",
     "register_module_type",
+    "presets",
+    "param_groups",
+    "describe_groups",
     "calculate_gain",
     "Initializer",
     "Zeros",

@@ -52,7 +52,7 @@ def variance_distribution(std: float, distribution: str) -> Distribution:
         return TruncNormalDist(0.0, std / _TRUNC_2SD, -2.0, 2.0)
     raise UnknownNameError(
         f"unknown distribution {distribution!r}; use one of {DISTRIBUTIONS}."
-        + suggest(distribution, DISTRIBUTIONS)
+        + suggest(str(distribution), DISTRIBUTIONS)
     )
 
 

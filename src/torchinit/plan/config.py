@@ -19,6 +19,8 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import reduce
+from operator import getitem
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Union
@@ -34,7 +36,7 @@ __all__ = ["load_plan", "save_plan", "plan_from_dict", "FORMAT_VERSION", "FORMAT
 FORMAT_VERSION = 1
 FORMATS = {".yaml": "YAML", ".yml": "YAML", ".toml": "TOML", ".json": "JSON"}
 TOP_KEYS = ("version", "name", "on_unmatched", "zero_padding", "rules")  # order written
-RULE_KEYS = ("match", "init", "tags", "fans", "label")
+RULE_KEYS = ("match", "init", "tags", "fans", "label", "optional")
 
 FieldPath = tuple[Union[str, int], ...]
 
@@ -216,6 +218,7 @@ _RULE_FIELDS: _Checks = {
     "tags": (_is_str_list, "a list of strings"),
     "fans": (lambda v: v in FAN_CONVENTIONS, f"one of {FAN_CONVENTIONS}"),
     "label": (_is_str, "a string"),
+    "optional": (lambda v: isinstance(v, bool), "true or false"),
 }
 _SELECTOR_FIELDS: _Checks = {
     **{key: (lambda v: _is_str(v) or _is_str_list(v), "a string or a list of strings")
@@ -250,7 +253,8 @@ def _validate_plan(data: Any, source: _Source) -> None:
 
 def _validate_rule(rule: Any, path: FieldPath, source: _Source) -> None:
     _expect(isinstance(rule, Mapping), rule, path, source,
-            "a rule: a mapping with 'init' and optionally 'match', 'tags', 'fans', 'label'")
+            "a rule: a mapping with 'init' and optionally 'match', 'tags', 'fans', 'label',"
+            " 'optional'")
     _check_keys(rule, RULE_KEYS, path, source, "rule")
     if "init" not in rule:
         raise source.error(path, "the rule has no 'init' (an initializer name, a mapping"
@@ -284,10 +288,14 @@ def _validate_init(init: Any, path: FieldPath, source: _Source) -> None:
 
 
 # -- building ----------------------------------------------------------------------------------
+# TypeError too: an argument of the wrong type can fail inside an initializer's own checks.
+_BUILD_ERRORS = (TorchinitError, TypeError)
+
+
 def _fails(build: Callable[[Any], object], value: Any) -> bool:
     try:
         build(value)
-    except TorchinitError:
+    except _BUILD_ERRORS:
         return True
     return False
 
@@ -316,12 +324,6 @@ def _culprit(rule: Mapping[str, Any], path: FieldPath) -> FieldPath:
     return (*path, "init", *filter(None, [culprit]))
 
 
-def _value_at(data: Any, path: FieldPath) -> Any:
-    for part in path:
-        data = data[part]
-    return data
-
-
 def _yaml_number_hint(value: Any) -> str:
     """PyYAML (YAML 1.1) reads ``1e-3`` as a string: a float needs a ``.`` and a signed
     exponent. Say how to write ``value`` as a number, as PyYAML's own float writer does."""
@@ -339,10 +341,10 @@ def _yaml_number_hint(value: Any) -> str:
 def _build_rule(rule: Mapping[str, Any], path: FieldPath, source: _Source) -> Rule:
     try:
         return Rule.from_dict(rule)
-    except TorchinitError as err:
+    except _BUILD_ERRORS as err:
         where = _culprit(rule, path)
-        hint = _yaml_number_hint(_value_at(rule, where[len(path):])) if source.fmt == "YAML" \
-            else ""
+        value = reduce(getitem, where[len(path):], rule)
+        hint = _yaml_number_hint(value) if source.fmt == "YAML" else ""
         raise source.error(where, f"{err}{hint}") from None
 
 

@@ -81,6 +81,11 @@ def torch_default(param: ParamInfo) -> Initializer:
     ``bias_k``/``bias_v``. Norm layers: weight 1, bias 0. PReLU: its ``init`` value.
     """
     m, name = param.module, param.name
+    if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear, nn.Embedding,
+                      nn.EmbeddingBag, *NORM_TYPES, nn.PReLU)) and name not in ("weight", "bias"):
+        raise FanError(
+            f"torch_default: {type(m).__name__} has no parameter {name!r} of its own"
+            f" (parameter {param.path!r} was added by a subclass); add a rule for it")
     if isinstance(m, nn.Linear) and name == "bias" and _parent_is_attention(param):
         return Zeros()
     if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
@@ -106,6 +111,6 @@ def torch_default(param: ParamInfo) -> Initializer:
         return Constant(float(m.init))
     raise FanError(
         f"torch_default does not know the default initialization of {type(m).__name__}."
-        f"{name} (parameter {param.path!r}); add a rule for it before the torch preset's"
-        " fallback, or register a factory"
+        f"{name} (parameter {param.path!r}); add a rule for it after the torch preset's"
+        " rule (later rules win), or register a factory"
     )

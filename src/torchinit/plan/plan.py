@@ -233,7 +233,9 @@ class Plan:
                 note = (f"tied parameter {info.path!r} is also {alias.path!r}, where rule"
                         f" #{alias_winner} would win instead of #{winner}; the canonical path's"
                         " rule is used")
-                warnings.warn(note, stacklevel=4)
+                preset_rule = alias_winner is not None and self.rules[alias_winner].optional
+                if not preset_rule:  # presets tie weights routinely; the note is enough
+                    warnings.warn(note, stacklevel=4)
                 notes.append(note)
         base = dict(
             path=info.path, shape=tuple(param.tensor.shape),

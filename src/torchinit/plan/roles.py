@@ -3,7 +3,9 @@
 A parameter has a set of roles:
 
 * ``weight``: a weight matrix or kernel (>= 2-D parameters of Linear, Conv, attention, RNN...).
-* ``bias``: an additive bias (``bias``, ``bias_ih_l0``, ``in_proj_bias``...).
+* ``bias``: an additive bias vector (``bias``, ``bias_ih_l0``, ``in_proj_bias``, and the
+  attention ``bias_k``/``bias_v``); a learned >= 2-D table named like a bias (a relative
+  position bias) is not one.
 * ``norm``: an affine parameter of a normalization layer; with ``scale`` for its weight
   (``bias`` for its bias).
 * ``embedding``: an embedding table.
@@ -32,7 +34,8 @@ NORM_TYPES: tuple[type[nn.Module], ...] = (
 def roles_of(module: nn.Module, name: str, ndim: int) -> frozenset[str]:
     """The roles of parameter ``name`` (a direct parameter of ``module``) with ``ndim`` dims."""
     roles: set[str] = set()
-    is_bias = name.startswith("bias") or name.endswith("_bias")
+    is_bias = (name.startswith("bias") or name.endswith("_bias")) and (
+        ndim <= 1 or isinstance(module, nn.MultiheadAttention))
     if isinstance(module, NORM_TYPES):
         roles |= {"norm", "bias" if is_bias else "scale"}
     elif isinstance(module, nn.PReLU):

@@ -77,18 +77,17 @@ class Select:
             ``"q"``); the rule then applies to that block's rows only.
     """
 
-    type: tuple = field(default=())
+    type: tuple = field(default=(), compare=False)
     path: tuple[str, ...] = field(default=())
     regex: str | None = None
     name: tuple[str, ...] = field(default=())
     role: tuple[str, ...] = field(default=())
     ndim: tuple[int, ...] = field(default=())
-    within: tuple = field(default=())
+    within: tuple = field(default=(), compare=False)
     block: str | None = None
-    _classes: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False,
-                                                  compare=False)
-    _within: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False,
-                                                 compare=False)
+    # Selectors compare by the classes they resolve to: "Linear" == nn.Linear.
+    _classes: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False)
+    _within: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         for key in ("type", "within"):
@@ -171,4 +170,4 @@ def as_select(match: Select | Mapping[str, Any] | None) -> Select:
                 + "".join(suggest(u, SELECT_KEYS) for u in unknown)
             )
         return Select(**match)
-    raise ConfigError(f"a rule's match must be a Select or a dict, got {match!r}")
+    raise ConfigError(f"a selector must be a Select or a dict of its fields, got {match!r}")

@@ -33,6 +33,7 @@ from .distributions import (
     UniformDist,
     normal_cdf,
 )
+from .backends import sample_fast, use_fast
 from .keys import Key
 from .ndtri import ndtri
 from .philox import MASK32, philox4x32
@@ -87,6 +88,8 @@ def sample_distribution(
     out_shape = region_shape(norm)
     if isinstance(dist, ConstantDist):
         return torch.full(out_shape, dist.value, dtype=dtype, device=device)
+    if use_fast(device, math.prod(out_shape)):
+        return sample_fast(dist, key, shape, norm, dtype)
     out = torch.empty(math.prod(out_shape), dtype=dtype, device=device)
     for offset, idx in flat_index_chunks(shape, norm, device):
         values = _transform(dist, uniform53(key, idx))
