@@ -34,6 +34,7 @@ from .initializers import (
 from .apply import apply
 from .groups import describe_groups, param_groups
 from .layouts import fans, register_layout
+from .materialize import build, materialize
 from .plan import Manifest, Plan, Rule, Select, register_module_type
 from .streams import Key
 
@@ -55,6 +56,8 @@ __all__ = [
     "Select",
     "Manifest",
     "apply",
+    "build",
+    "materialize",
     "register_module_type",
     "presets",
     "param_groups",

@@ -157,6 +157,7 @@ class Initializer:
         region: Sequence[slice] | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Draw the values of a tensor of full ``shape``, or only of ``region`` of it.
 
@@ -169,19 +170,24 @@ class Initializer:
                 ``sample(shape, ...)[region]`` bit for bit.
             dtype: A floating dtype (default: ``torch.get_default_dtype()``).
             device: Where to build the result (default CPU).
+            out: A tensor of the region's shape to write into (its dtype and device are used).
 
         Returns:
-            A new tensor of the region's shape.
+            A new tensor of the region's shape, or ``out``.
         """
         key = as_key(key)
         shape = tuple(int(s) for s in shape)
+        if out is not None:
+            dtype, device = out.dtype, out.device
         dtype = _check_dtype(dtype if dtype is not None else torch.get_default_dtype(), key.path,
                              shape, self)
         fans = self.resolve_fans(shape, fans, key.path or None)
         norm = normalize_region(shape, region)
+        if out is None:
+            out = torch.empty(region_shape(norm), dtype=dtype, device=device)
         if math.prod(shape) == 0:
-            return torch.empty(region_shape(norm), dtype=dtype, device=device)
-        return self._sample(shape, key, fans, norm, dtype, torch.device(device or "cpu"))
+            return out
+        return self._sample(shape, key, fans, norm, out)
 
     def _sample(
         self,
@@ -189,9 +195,9 @@ class Initializer:
         key: Key,
         fans: Fans | None,
         region: tuple[slice, ...],
-        dtype: torch.dtype,
-        device: torch.device,
+        out: torch.Tensor,
     ) -> torch.Tensor:
+        """Write the region's values into ``out`` (of the region's shape) and return it."""
         raise NotImplementedError
 
     def fill_(self, tensor: torch.Tensor, key: Key | int, fans: Fans | None = None) -> torch.Tensor:
@@ -202,9 +208,8 @@ class Initializer:
                 " is a no-op",
                 stacklevel=2,
             )
-        values = self.sample(tensor.shape, key, fans, dtype=tensor.dtype, device=tensor.device)
         with torch.no_grad():
-            tensor.copy_(values)
+            self.sample(tensor.shape, key, fans, out=tensor.detach())
         return tensor
 
 
@@ -243,8 +248,8 @@ class ElementwiseInitializer(Initializer):
     def bound(self, fans: Fans | None = None, shape: Sequence[int] | None = None) -> float:
         return self.distribution_for(self._fans_for_moments(fans, shape)).bound()
 
-    def _sample(self, shape, key, fans, region, dtype, device):  # type: ignore[no-untyped-def]
-        return sample_distribution(self.distribution_for(fans), key, shape, region, dtype, device)
+    def _sample(self, shape, key, fans, region, out):  # type: ignore[no-untyped-def]
+        return sample_distribution(self.distribution_for(fans), key, shape, region, out=out)
 
 
 class StructuredInitializer(Initializer):
@@ -268,9 +273,8 @@ class StructuredInitializer(Initializer):
             return [(b.name, b.start, b.stop) for b in fans.blocks]
         return [("", 0, shape[0] if shape else 1)]
 
-    def _sample(self, shape, key, fans, region, dtype, device):  # type: ignore[no-untyped-def]
+    def _sample(self, shape, key, fans, region, out):  # type: ignore[no-untyped-def]
         rows = range(region[0].start, region[0].stop, region[0].step)
-        out = torch.empty(region_shape(region), dtype=dtype, device=device)
         for name, start, stop in self._blocks(shape, fans):
             local = [i for i, r in enumerate(rows) if start <= r < stop]
             if not local:
@@ -279,7 +283,7 @@ class StructuredInitializer(Initializer):
             block = self._generate((stop - start, *shape[1:]), block_key)
             src = torch.tensor([rows[i] - start for i in local])
             picked = block.index_select(0, src)[(slice(None), *region[1:])]
-            out[local[0] : local[-1] + 1] = picked.to(device=device, dtype=dtype)
+            out[local[0] : local[-1] + 1] = picked.to(device=out.device, dtype=out.dtype)
         return out
 
     def _moments(

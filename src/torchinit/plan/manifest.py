@@ -91,23 +91,29 @@ class Record:
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
         current: torch.Tensor | None = None,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The values this record gives the parameter (or a region of it).
 
         ``current`` holds the region's present values; it is needed (and copied, not changed)
         when only some blocks of a fused parameter have a rule and the others keep their values.
+        ``out`` is a tensor of the region's shape to write the values into.
         """
         if self.kept or self.key is None:
             raise ConfigError(f"parameter {self.path!r} keeps its values; there is nothing to"
                               " sample")
         norm = normalize_region(self.shape, region)
+        if out is not None:
+            dtype, device = out.dtype, out.device
         if self.init is not None:
-            out = self.init.sample(self.shape, self.key, self.fans, norm, dtype, device)
+            out = self.init.sample(self.shape, self.key, self.fans, norm, dtype, device, out=out)
         elif current is None:
             raise ConfigError(f"parameter {self.path!r} has rules for some blocks only; pass"
                               " current= (its present values) to sample it")
-        else:
+        elif out is None:
             out = current.detach().to(dtype=dtype, device=device, copy=True)
+        else:
+            out.copy_(current.detach())
         rows = range(norm[0].start, norm[0].stop, norm[0].step) if self.shape else range(0)
         for block in self.blocks:
             local = [i for i, r in enumerate(rows) if block.start <= r < block.stop]

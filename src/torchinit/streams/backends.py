@@ -88,18 +88,20 @@ def sample_fast(
     key: Key,
     shape: Sequence[int],
     region: tuple[slice, ...],
-    dtype: torch.dtype,
-) -> torch.Tensor:
-    """Sample a non-constant ``dist`` over a normalized, non-empty ``region`` on the CPU."""
+    out: torch.Tensor,
+) -> None:
+    """Write a non-constant ``dist`` over a normalized, non-empty ``region`` into the CPU tensor
+    ``out`` (float32/float64 contiguous tensors directly; others through a float64 buffer)."""
     from . import fast
 
-    work_dtype = dtype if dtype in _FAST_DTYPES else torch.float64
-    out = torch.empty(math.prod(region_shape(region)), dtype=work_dtype)
+    direct = out.dtype in _FAST_DTYPES and out.is_contiguous()
+    work = out.view(-1) if direct else torch.empty(out.numel(), dtype=torch.float64)
     if not shape:
         shape, region = (1,), (slice(0, 1, 1),)
     seg_out, seg_index, seg_len, step = _segments(shape, region)
     kind, params = _params(dist)
     fast.set_threads(torch.get_num_threads())
     k0, k1 = key.words
-    fast.fill_segments(out.numpy(), seg_out, seg_index, seg_len, step, k0, k1, kind, params)
-    return out.reshape(region_shape(region)).to(dtype)
+    fast.fill_segments(work.numpy(), seg_out, seg_index, seg_len, step, k0, k1, kind, params)
+    if not direct:
+        out.copy_(work.view(out.shape))

@@ -77,21 +77,30 @@ def sample_distribution(
     region: Sequence[slice] | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Sample ``dist`` over ``region`` of a tensor of full ``shape``.
 
     Only the region's elements are generated; the result equals the same region of the full
-    sample bit for bit.
+    sample bit for bit. With ``out`` (a tensor of the region's shape; its dtype and device are
+    used) the values are written into it, without another allocation where possible.
     """
-    device = torch.device(device) if device is not None else torch.device("cpu")
     norm = normalize_region(shape, region)
     out_shape = region_shape(norm)
+    if out is None:
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        out = torch.empty(out_shape, dtype=dtype, device=device)
+    elif tuple(out.shape) != out_shape:
+        raise ValueError(f"out has shape {tuple(out.shape)}, the region needs {out_shape}")
     if isinstance(dist, ConstantDist):
-        return torch.full(out_shape, dist.value, dtype=dtype, device=device)
-    if use_fast(device, math.prod(out_shape)):
-        return sample_fast(dist, key, shape, norm, dtype)
-    out = torch.empty(math.prod(out_shape), dtype=dtype, device=device)
-    for offset, idx in flat_index_chunks(shape, norm, device):
-        values = _transform(dist, uniform53(key, idx))
-        out[offset : offset + idx.numel()] = values.to(dtype)
-    return out.reshape(out_shape)
+        return out.fill_(dist.value)
+    if use_fast(out.device, out.numel()):
+        sample_fast(dist, key, shape, norm, out)
+        return out
+    flat = out.view(-1) if out.is_contiguous() else torch.empty(out.numel(), dtype=out.dtype,
+                                                                device=out.device)
+    for offset, idx in flat_index_chunks(shape, norm, out.device):
+        flat[offset : offset + idx.numel()] = _transform(dist, uniform53(key, idx)).to(out.dtype)
+    if not out.is_contiguous():
+        out.copy_(flat.view(out_shape))
+    return out

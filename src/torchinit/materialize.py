@@ -1,0 +1,322 @@
+"""``ti.build`` and ``ti.materialize``: models built without wasted default initialization.
+
+``build(factory, plan)`` constructs the model with its *parameters* on the meta device (no
+memory, no default init: torch's ``reset_parameters`` runs on meta tensors and costs nothing)
+while its *buffers* keep the real values the modules compute in ``__init__`` (batch-norm running
+statistics, rotary frequencies, masks). Lazy modules get their shapes from a dry run on meta
+tensors shaped like ``example_inputs``. The plan is resolved and validated against the meta
+model, and only then is each parameter allocated once, on the target device and dtype, and
+filled in place from its manifest record. The Parameter objects stay the same (tied weights
+stay tied; subclasses, attributes and ``requires_grad`` are kept); only their storage changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import DTypeError, PlanError
+from .plan.manifest import Manifest
+from .plan.plan import Plan
+from .progress import Progress
+
+__all__ = ["build", "materialize", "parameters_on_meta"]
+
+_META = torch.device("meta")
+
+
+def _parameter_like(param: nn.Parameter, data: torch.Tensor) -> nn.Parameter:
+    """A parameter of ``param``'s class, ``requires_grad`` and attributes, holding ``data``."""
+    new = torch.Tensor._make_subclass(type(param), data, param.requires_grad)
+    new.__dict__.update(param.__dict__)
+    return new
+
+
+def _meta_twin(param: nn.Parameter) -> nn.Parameter:
+    if isinstance(param, nn.parameter.UninitializedParameter):
+        return nn.parameter.UninitializedParameter(param.requires_grad, _META, param.dtype)
+    return _parameter_like(param, param.detach().to(_META))
+
+
+@contextlib.contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Within the block, every parameter a module registers is replaced by a meta twin.
+
+    Buffers are left alone, so they keep the values their module computes. The twin keeps the
+    Parameter subclass, attributes and ``requires_grad``; a parameter registered twice (tied)
+    gets one twin. Uninitialized (lazy) parameters get meta twins too, so they materialize on
+    meta.
+    """
+    original = nn.Module.register_parameter
+    twins: dict[int, tuple[nn.Parameter, nn.Parameter]] = {}
+
+    def register_parameter(self: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None and param.device != _META:
+            if id(param) not in twins:  # keep the original alive so ids stay unique
+                twins[id(param)] = (param, _meta_twin(param))
+            param = twins[id(param)][1]
+        original(self, name, param)
+
+    nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
+def _as_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return torch.empty_like(value, device=_META)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_as_meta(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _as_meta(v) for k, v in value.items()}
+    return value
+
+
+def _has_lazy(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.lazy.LazyModuleMixin) for m in model.modules())
+
+
+def _dry_run(model: nn.Module, example_inputs: Any) -> None:
+    """Run ``model`` on meta copies of ``example_inputs`` so lazy modules learn their shapes.
+
+    Buffers are swapped for meta copies during the run and put back afterwards; nothing is
+    computed. Lazy buffers materialize on meta and are recomputed afterwards by their module.
+    """
+    saved = {}
+    for module in model.modules():
+        for name, buf in module.named_buffers(recurse=False):
+            if isinstance(buf, nn.parameter.UninitializedBuffer):  # materializes on meta
+                module._buffers[name] = nn.parameter.UninitializedBuffer(False, _META, buf.dtype)
+            elif buf is not None and buf.device != _META:
+                saved[(module, name)] = buf
+                module._buffers[name] = torch.empty_like(buf, device=_META)
+    inputs = _as_meta(example_inputs)
+    try:
+        with torch.no_grad():
+            if isinstance(inputs, Mapping):
+                model(**inputs)
+            elif isinstance(inputs, (tuple, list)):
+                model(*inputs)
+            else:
+                model(inputs)
+    except Exception as err:
+        raise PlanError(
+            f"the dry run that gives lazy modules their shapes failed: {type(err).__name__}:"
+            f" {err}. example_inputs must be what the model's forward takes (a tensor, a tuple"
+            " of positional arguments or a dict of keyword arguments)"
+        ) from err
+    finally:
+        for (module, name), buf in saved.items():
+            module._buffers[name] = buf
+
+
+def _recover_meta_buffers(model: nn.Module, unrecoverable: str) -> list[str]:
+    """Give real values to buffers that only exist on meta; return the paths left as zeros."""
+    missing = []
+    for path, module in model.named_modules():
+        metas = [n for n, b in module.named_buffers(recurse=False) if b is not None
+                 and b.device == _META]
+        if not metas:
+            continue
+        if hasattr(module, "reset_running_stats"):
+            for name in metas:
+                buf = module._buffers[name]
+                module._buffers[name] = torch.empty_like(buf, device="cpu")
+            module.reset_running_stats()
+            continue
+        missing += [f"{path}.{n}" if path else n for n in metas]
+    if missing and unrecoverable == "error":
+        raise PlanError(
+            "these buffers exist only on the meta device and their module cannot recompute"
+            f" them: {missing}. Build the model with ti.build(factory, plan) so buffers keep the"
+            " values __init__ computes, or pass unrecoverable_buffers='zeros' to fill them with"
+            " zeros (with a warning)")
+    return missing
+
+
+def _check_dtype(dtype: torch.dtype | None) -> None:
+    if dtype is not None and not dtype.is_floating_point:
+        raise DTypeError(f"ti.build/materialize: dtype {dtype} cannot hold initialized"
+                         " parameters; use a floating dtype such as torch.float32 or"
+                         " torch.bfloat16")
+
+
+def _fill_parameters(
+    model: nn.Module,
+    manifest: Manifest,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    progress: Progress,
+) -> None:
+    """Allocate every meta parameter once on ``device``, fill it from its record, and put the
+    real parameter (same class, attributes and ``requires_grad``) in place of the meta one
+    everywhere it is registered (tied parameters stay tied)."""
+    params = dict(model.named_parameters())
+    replacement: dict[int, nn.Parameter] = {}
+    for record in manifest:
+        param = params[record.path]
+        target = dtype if (dtype is not None and param.dtype.is_floating_point) else param.dtype
+        storage = torch.empty(record.shape, dtype=target, device=device)
+        if not record.kept:
+            record.sample(out=storage)
+        replacement[id(param)] = _parameter_like(param, storage)
+        progress.advance(storage.numel() * storage.element_size())
+    for module in model.modules():
+        for name, param in module._parameters.items():
+            if param is not None and id(param) in replacement:
+                module._parameters[name] = replacement[id(param)]
+
+
+def _move_buffers(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> None:
+    for module in model.modules():
+        for name, buf in module.named_buffers(recurse=False):
+            if buf is None:
+                continue
+            target = dtype if (dtype is not None and buf.dtype.is_floating_point) else buf.dtype
+            module._buffers[name] = buf.to(device=device, dtype=target)
+
+
+def _finish(
+    model: nn.Module,
+    plan: Plan | Manifest,
+    seed: int,
+    device: torch.device | str,
+    dtype: torch.dtype | None,
+    unrecoverable_buffers: str,
+    audit: bool,
+    progress: bool | None,
+) -> nn.Module:
+    device = torch.device(device)
+    manifest = plan if isinstance(plan, Manifest) else plan.resolve(model, seed)
+    missing = _recover_meta_buffers(model, unrecoverable_buffers)
+    total = sum(math.prod(r.shape) * _itemsize(dtype or getattr(torch, r.dtype))
+                for r in manifest)
+    auditor = _auditor(model, audit)
+    with auditor, Progress(total, "materializing", enabled=progress) as bar:
+        for path in missing:
+            owner, _, name = path.rpartition(".")
+            module = model.get_submodule(owner)
+            module._buffers[name] = torch.zeros_like(module._buffers[name], device=device)
+        _fill_parameters(model, manifest, device, dtype, bar)
+        _move_buffers(model, device, dtype)
+    if missing:
+        warnings.warn(f"buffers filled with zeros because their module cannot recompute them:"
+                      f" {missing}", stacklevel=3)
+    model.torchinit_manifest = manifest  # type: ignore[assignment]
+    if audit:
+        model.torchinit_audit = auditor.report()  # type: ignore[union-attr, assignment]
+    return model
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def _auditor(model: nn.Module, enabled: bool) -> Any:
+    if not enabled:
+        return contextlib.nullcontext()
+    from .audit import WriteAudit
+
+    return WriteAudit(model)
+
+
+def build(
+    factory: Callable[[], nn.Module],
+    plan: Plan | Manifest,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    example_inputs: Any = None,
+    audit: bool = False,
+    progress: bool | None = None,
+) -> nn.Module:
+    """Construct ``factory()`` with no wasted initialization and initialize it from ``plan``.
+
+    Args:
+        factory: A callable returning the model (e.g. ``lambda: GPT(config)``).
+        plan: A :class:`Plan` (resolved against the model with ``seed``) or a manifest.
+        seed: The seed of every parameter's key.
+        device: Where the parameters and buffers end up.
+        dtype: Floating dtype for floating parameters and buffers (default: as constructed).
+        example_inputs: What the model's forward takes (a tensor, a tuple of positional
+            arguments or a dict of keyword arguments); needed when the model has lazy modules.
+            Only shapes and dtypes are used: the dry run happens on meta tensors.
+        audit: Record writes to every parameter and buffer while materializing
+            (``model.torchinit_audit``).
+        progress: Show a progress bar (default: when stderr is a terminal).
+
+    Returns:
+        The model; ``model.torchinit_manifest`` holds the manifest of what was done.
+
+    Raises:
+        PlanError: if the factory fails on meta, example inputs do not fit the lazy modules,
+            or the plan cannot initialize the model. Nothing half-built is returned.
+        DTypeError: for a non-floating ``dtype``.
+
+    The values are bit-identical to ``ti.apply(factory(), plan, seed)``: every element is a
+    pure function of (seed, parameter path, index, initializer).
+    """
+    _check_dtype(dtype)
+    try:
+        with parameters_on_meta():
+            model = factory()
+    except Exception as err:
+        raise PlanError(
+            f"the model factory failed while its parameters were on the meta device:"
+            f" {type(err).__name__}: {err}. Some code needs real parameter values in __init__"
+            " (e.g. reading a weight); build the model normally and use ti.apply(model, plan)"
+            " instead") from err
+    if not isinstance(model, nn.Module):
+        raise PlanError(f"the factory returned {type(model).__name__}, not an nn.Module")
+    if _has_lazy(model):
+        if example_inputs is None:
+            raise PlanError("the model has lazy modules (e.g. LazyLinear); pass example_inputs="
+                            " so a dry run on meta tensors can give them their shapes")
+        _dry_run(model, example_inputs)
+    return _finish(model, plan, seed, device, dtype, "error", audit, progress)
+
+
+def materialize(
+    model: nn.Module,
+    plan: Plan | Manifest,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    example_inputs: Any = None,
+    unrecoverable_buffers: str = "error",
+    audit: bool = False,
+    progress: bool | None = None,
+) -> Manifest:
+    """Initialize a model built under ``torch.device("meta")`` (or with meta parameters).
+
+    Parameters are allocated once on ``device`` and filled from the plan. Buffers on the meta
+    device have lost their values: modules with ``reset_running_stats`` (batch norm) recompute
+    theirs; any other meta buffer is an error (``unrecoverable_buffers="error"``, the default)
+    or is filled with zeros with a warning naming it (``"zeros"``). Prefer :func:`build`,
+    which keeps the buffer values ``__init__`` computes.
+
+    Returns:
+        The manifest of what was done.
+    """
+    _check_dtype(dtype)
+    if unrecoverable_buffers not in ("error", "zeros"):
+        raise PlanError("unrecoverable_buffers must be 'error' or 'zeros', got"
+                        f" {unrecoverable_buffers!r}")
+    if _has_lazy(model):
+        if example_inputs is None:
+            raise PlanError("the model has lazy modules; pass example_inputs= for a dry run")
+        _dry_run(model, example_inputs)
+    real = [p for p, t in model.named_parameters() if t.device != _META]
+    if real:
+        raise PlanError(f"materialize() takes a model whose parameters are on the meta device;"
+                        f" {real[:3]} are not (use ti.apply for a materialized model)")
+    model = _finish(model, plan, seed, device, dtype, unrecoverable_buffers, audit, progress)
+    return model.torchinit_manifest  # type: ignore[return-value]
