@@ -10,6 +10,7 @@ from torch import nn
 from .errors import PlanError
 from .plan.manifest import Manifest
 from .plan.plan import Plan
+from .sharding import local_region, local_tensor
 
 __all__ = ["apply", "write_values", "check_manifest_fits"]
 
@@ -30,17 +31,19 @@ def write_values(manifest: Manifest, params: Mapping[str, torch.Tensor]) -> None
     """Sample every given parameter's values from its record, then write them all.
 
     All values are computed before the first write, so a failure while sampling leaves every
-    tensor untouched.
+    tensor untouched. A DTensor parameter gets the values of its local shard only.
     """
+    regions = {path: local_region(tensor, path) for path, tensor in params.items()}
     values = []
     for path, tensor in params.items():
         record = manifest[path]
-        if not record.kept:
-            values.append((tensor, record.sample(dtype=tensor.dtype, device=tensor.device,
-                                                 current=tensor)))
+        local = local_tensor(tensor)
+        if not record.kept and local.numel():
+            values.append((local, record.sample(regions[path], local.dtype, local.device,
+                                                current=local)))
     with torch.no_grad():
-        for tensor, value in values:
-            tensor.copy_(value)
+        for local, value in values:
+            local.copy_(value)
 
 
 def apply(model: nn.Module, plan: Plan | Manifest, seed: int = 0) -> Manifest:
@@ -59,7 +62,9 @@ def apply(model: nn.Module, plan: Plan | Manifest, seed: int = 0) -> Manifest:
         PlanError: (before any write) if the plan cannot initialize every parameter.
 
     Every parameter (tied ones once, under their canonical path) is written exactly once,
-    under ``no_grad``; every value is computed before the first write.
+    under ``no_grad``; every value is computed before the first write. DTensor parameters
+    (FSDP2, tensor parallel) get, on every rank, exactly the values of their shard in a
+    single-process run: no communication, no full tensor.
     """
     if isinstance(plan, Manifest):
         manifest = plan

@@ -25,6 +25,7 @@ from .errors import DTypeError, PlanError
 from .plan.manifest import Manifest
 from .plan.plan import Plan
 from .progress import Progress
+from .sharding import local_region, local_tensor
 
 __all__ = ["build", "materialize", "parameters_on_meta"]
 
@@ -118,28 +119,43 @@ def _dry_run(model: nn.Module, example_inputs: Any) -> None:
             module._buffers[name] = buf
 
 
-def _recover_meta_buffers(model: nn.Module, unrecoverable: str) -> list[str]:
-    """Give real values to buffers that only exist on meta; return the paths left as zeros."""
-    missing = []
+def _meta_buffers(model: nn.Module, unrecoverable: str) -> tuple[list[nn.Module], list[str]]:
+    """Modules that will recompute their meta buffers (``reset_running_stats``), and the paths
+    of meta buffers nobody can recompute (an error unless ``unrecoverable == "zeros"``)."""
+    recompute, missing = [], []
     for path, module in model.named_modules():
-        metas = [n for n, b in module.named_buffers(recurse=False) if b is not None
-                 and b.device == _META]
-        if not metas:
-            continue
-        if hasattr(module, "reset_running_stats"):
-            for name in metas:
-                buf = module._buffers[name]
-                module._buffers[name] = torch.empty_like(buf, device="cpu")
-            module.reset_running_stats()
-            continue
-        missing += [f"{path}.{n}" if path else n for n in metas]
+        metas = [n for n, b in module.named_buffers(recurse=False)
+                 if b is not None and b.device == _META]
+        if metas and hasattr(module, "reset_running_stats"):
+            recompute.append(module)
+        elif metas:
+            missing += [f"{path}.{n}" if path else n for n in metas]
     if missing and unrecoverable == "error":
         raise PlanError(
             "these buffers exist only on the meta device and their module cannot recompute"
             f" them: {missing}. Build the model with ti.build(factory, plan) so buffers keep the"
             " values __init__ computes, or pass unrecoverable_buffers='zeros' to fill them with"
             " zeros (with a warning)")
-    return missing
+    return recompute, missing
+
+
+def _real_buffers_to(model: nn.Module, device: torch.device) -> None:
+    """Give every meta buffer storage on ``device`` (values to be recomputed or zeroed)."""
+    for module in model.modules():
+        for name, buf in module.named_buffers(recurse=False):
+            if buf is not None and buf.device == _META:
+                module._buffers[name] = torch.empty_like(buf, device=device)
+
+
+def _recompute_buffers(model: nn.Module, recompute: list[nn.Module], missing: list[str]) -> None:
+    for module in recompute:
+        module.reset_running_stats()
+    for path in missing:
+        owner, _, name = path.rpartition(".")
+        model.get_submodule(owner)._buffers[name].zero_()
+    if missing:
+        warnings.warn("buffers filled with zeros because their module cannot recompute them:"
+                      f" {missing}", stacklevel=4)
 
 
 def _check_dtype(dtype: torch.dtype | None) -> None:
@@ -184,6 +200,29 @@ def _move_buffers(model: nn.Module, device: torch.device, dtype: torch.dtype | N
             module._buffers[name] = buf.to(device=device, dtype=target)
 
 
+def _fill_shards(
+    model: nn.Module,
+    manifest: Manifest,
+    regions: dict[str, tuple[slice, ...] | None],
+    device: torch.device,
+    progress: Progress,
+) -> None:
+    """Give a sharded (DTensor) model storage with ``to_empty`` and fill every local shard with
+    the values of its global region. Buffers that had real values keep them."""
+    saved = {(m, n): b for m in model.modules() for n, b in m.named_buffers(recurse=False)
+             if b is not None and b.device != _META}
+    model.to_empty(device=device)
+    for (module, name), buf in saved.items():
+        module._buffers[name] = buf.to(device)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for record in manifest:
+            local = local_tensor(params[record.path])
+            if not record.kept and local.numel():
+                record.sample(regions[record.path], out=local)
+            progress.advance(local.numel() * local.element_size())
+
+
 def _finish(
     model: nn.Module,
     plan: Plan | Manifest,
@@ -196,20 +235,23 @@ def _finish(
 ) -> nn.Module:
     device = torch.device(device)
     manifest = plan if isinstance(plan, Manifest) else plan.resolve(model, seed)
-    missing = _recover_meta_buffers(model, unrecoverable_buffers)
-    total = sum(math.prod(r.shape) * _itemsize(dtype or getattr(torch, r.dtype))
-                for r in manifest)
+    regions = {path: local_region(p, path) for path, p in model.named_parameters()}
+    sharded = any(region is not None for region in regions.values())
+    if sharded and dtype is not None:
+        raise PlanError("dtype= cannot convert a sharded (DTensor) model; give the parameters"
+                        " their dtype before sharding, or use FSDP2's MixedPrecisionPolicy")
+    recompute, missing = _meta_buffers(model, unrecoverable_buffers)
+    total = sum(local_tensor(p).numel() * _itemsize(dtype or p.dtype)
+                for p in model.parameters())
     auditor = _auditor(model, audit)
     with auditor, Progress(total, "materializing", enabled=progress) as bar:
-        for path in missing:
-            owner, _, name = path.rpartition(".")
-            module = model.get_submodule(owner)
-            module._buffers[name] = torch.zeros_like(module._buffers[name], device=device)
-        _fill_parameters(model, manifest, device, dtype, bar)
+        if sharded:
+            _fill_shards(model, manifest, regions, device, bar)
+        else:
+            _real_buffers_to(model, device)
+            _fill_parameters(model, manifest, device, dtype, bar)
+        _recompute_buffers(model, recompute, missing)
         _move_buffers(model, device, dtype)
-    if missing:
-        warnings.warn(f"buffers filled with zeros because their module cannot recompute them:"
-                      f" {missing}", stacklevel=3)
     model.torchinit_manifest = manifest  # type: ignore[assignment]
     if audit:
         model.torchinit_audit = auditor.report()  # type: ignore[union-attr, assignment]
@@ -314,7 +356,7 @@ def materialize(
         if example_inputs is None:
             raise PlanError("the model has lazy modules; pass example_inputs= for a dry run")
         _dry_run(model, example_inputs)
-    real = [p for p, t in model.named_parameters() if t.device != _META]
+    real = [p for p, t in model.named_parameters() if local_tensor(t).device != _META]
     if real:
         raise PlanError(f"materialize() takes a model whose parameters are on the meta device;"
                         f" {real[:3]} are not (use ti.apply for a materialized model)")

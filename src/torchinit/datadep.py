@@ -1,0 +1,451 @@
+"""Data-dependent initialization steps whose results are recorded in the manifest.
+
+* :func:`lsuv`: layer-sequential unit-variance scaling (Mishkin & Matas, "All you need is a good
+  init", ICLR 2016). Each visited weight's scale factor goes into its manifest record, so
+  ``ti.apply(model, manifest)`` replays the weights bit for bit without data.
+* :func:`output_bias_prior`: the last layer's bias set to the log class priors (Lin et al.,
+  "Focal Loss for Dense Object Detection", ICCV 2017, section 4.1) or the target mean. The
+  values are stored in ``manifest.data["output_bias"]`` and written again by
+  :func:`replay_data_steps`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from .apply import apply
+from .diagnostics.batches import Batch, StopForward, call_model, first_tensor, take_batches
+from .diagnostics.predict import DATA_OVERRIDES
+from .errors import ConfigError, PlanError
+from .initializers import Orthogonal, Zeros
+from .plan.manifest import Manifest
+from .plan.plan import Plan
+from .plan.rules import Rule
+
+__all__ = ["lsuv", "output_bias_prior", "replay_data_steps"]
+
+OUTPUT_BIAS = DATA_OVERRIDES[0]
+
+VISITED: tuple[type[nn.Module], ...] = (nn.Linear, nn.modules.conv._ConvNd, nn.RNNBase,
+                                        nn.RNNCellBase)
+"""Module types LSUV scales: dense, convolution and transposed convolution layers by their
+output; recurrent layers by the projection of their input through the input-side weights of
+the first layer (``weight_ih_l0`` and its reverse direction; ``weight_ih`` of cells)."""
+
+
+@dataclass
+class _Unit:
+    """One weight LSUV scales, and how many times its module runs per forward pass."""
+
+    module_path: str
+    module: nn.Module
+    name: str
+    path: str
+    calls: int = 0
+
+
+def _weight_names(module: nn.Module) -> list[str]:
+    if isinstance(module, nn.RNNBase):
+        return [n for n in ("weight_ih_l0", "weight_ih_l0_reverse") if hasattr(module, n)]
+    if isinstance(module, nn.RNNCellBase):
+        return ["weight_ih"]
+    return ["weight"]
+
+
+def _run(model: nn.Module, batches: list[Batch]) -> None:
+    for batch in batches:
+        try:
+            call_model(model, batch.input, "lsuv")
+        except StopForward:
+            pass
+
+
+def _discover(model: nn.Module, batches: list[Batch]) -> list[_Unit]:
+    """The weights to scale, in the forward order of their modules' first calls (a weight
+    tied to an earlier one is scaled once, under its canonical path)."""
+    paths = {id(p): path for path, p in model.named_parameters()}
+    units: dict[int, list[_Unit]] = {}
+    handles = []
+
+    def seen(module_path: str, module: nn.Module) -> None:
+        if id(module) not in units:
+            units[id(module)] = [_Unit(module_path, module, n, paths[id(getattr(module, n))])
+                                 for n in _weight_names(module)]
+        for unit in units[id(module)]:
+            unit.calls += 1
+
+    for module_path, module in model.named_modules():
+        if isinstance(module, VISITED):
+            handles.append(module.register_forward_pre_hook(
+                lambda m, args, p=module_path: seen(p, m)))
+    try:
+        _run(model, batches[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    ordered, done = [], set()
+    for unit in (u for group in units.values() for u in group):
+        if unit.path not in done:
+            done.add(unit.path)
+            ordered.append(unit)
+    return ordered
+
+
+class _Moments:
+    """Running count, sum and sum of squares (float64) of the measured outputs."""
+
+    def __init__(self) -> None:
+        self.n, self.total, self.squares = 0, 0.0, 0.0
+
+    def add(self, values: torch.Tensor) -> None:
+        wide = values.detach().double()
+        self.n += wide.numel()
+        self.total += float(wide.sum())
+        self.squares += float((wide * wide).sum())
+
+    def std(self) -> float:
+        mean = self.total / max(self.n, 1)
+        return math.sqrt(max(self.squares / max(self.n, 1) - mean * mean, 0.0))
+
+
+def _measure(model: nn.Module, unit: _Unit, batches: list[Batch]) -> float:
+    """Std of ``unit``'s output over all its calls on all batches; the forward pass stops
+    once its last call is measured (before any later in-place operation)."""
+    moments, calls = _Moments(), [0]
+
+    def count() -> None:
+        calls[0] += 1
+        if calls[0] == unit.calls:
+            raise StopForward
+
+    def output_hook(module: nn.Module, args: tuple, output: Any) -> None:
+        moments.add(first_tensor(output))
+        count()
+
+    def input_hook(module: nn.Module, args: tuple) -> None:
+        moments.add(nn.functional.linear(first_tensor(args), getattr(module, unit.name)))
+        count()
+
+    recurrent = isinstance(unit.module, (nn.RNNBase, nn.RNNCellBase))
+    handle = (unit.module.register_forward_pre_hook(input_hook) if recurrent
+              else unit.module.register_forward_hook(output_hook))
+    try:
+        for batch in batches:
+            calls[0] = 0
+            _run(model, [batch])
+    finally:
+        handle.remove()
+    return moments.std()
+
+
+def _exact(path: str) -> dict[str, str]:
+    return {"regex": f"^{re.escape(path)}$"}
+
+
+def _start_manifest(model: nn.Module, units: list[_Unit], manifest: Manifest | None,
+                    plan: Plan | None, orthogonal_first: bool, seed: int) -> Manifest:
+    """The manifest LSUV starts from: given, resolved from ``plan``, or the default (zero
+    biases for the visited dense and conv layers, everything else kept); with
+    ``orthogonal_first`` the visited weights' records become ``Orthogonal()``."""
+    if manifest is not None and plan is not None:
+        raise ConfigError("lsuv: give manifest= or plan=, not both")
+    if manifest is None:
+        if plan is None:
+            paths = {id(p): path for path, p in model.named_parameters()}
+            biases = [paths[id(u.module.bias)] for u in units
+                      if u.name == "weight" and getattr(u.module, "bias", None) is not None]
+            plan = Plan([Rule(_exact(b), init=Zeros()) for b in biases], on_unmatched="keep",
+                        name="lsuv default")
+        manifest = plan.resolve(model, seed)
+    if orthogonal_first:
+        orthogonal = Plan([Rule(_exact(u.path), init=Orthogonal()) for u in units],
+                          on_unmatched="keep").resolve(model, seed)
+        for unit in units:
+            manifest = manifest.replace_record(orthogonal[unit.path])
+    kept = [u.path for u in units if manifest[u.path].kept]
+    if kept:
+        raise PlanError(
+            f"lsuv records a scale on each visited weight's manifest record, so the result"
+            f" replays without data; these weights have no record to scale (they keep their"
+            f" values): {kept}. Use orthogonal_first=True, a plan= with rules for them, or"
+            f" manifest=ti.apply(model, plan)")
+    return manifest
+
+
+def _check_options(target_std: float, tol: float, max_iter: int) -> None:
+    for name, value in (("target_std", target_std), ("tol", tol)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"lsuv: {name} must be a positive finite number, got {value!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ConfigError(f"lsuv: max_iter must be an int >= 1, got {max_iter!r}")
+
+
+def lsuv(
+    model: nn.Module,
+    batch_or_loader: Any,
+    manifest: Manifest | None = None,
+    target_std: float = 1.0,
+    tol: float = 0.05,
+    max_iter: int = 10,
+    orthogonal_first: bool = True,
+    seed: int = 0,
+    plan: Plan | None = None,
+    n_batches: int = 1,
+) -> Manifest:
+    """Layer-sequential unit-variance initialization (Mishkin & Matas 2016), replayable.
+
+    The starting manifest is applied first. Then, in the forward order of the layers' first
+    calls, each visited weight (see ``VISITED``) is rescaled until its layer's output std is
+    within ``tol`` (relative) of ``target_std``: with ``s`` the running product of the factors
+    ``target_std / std``, the weight is rewritten each time as ``base * s`` from its record's
+    unscaled values ``base``, so it is exactly what ``record.sample()`` gives with
+    ``record.scale = s``. The output is measured in a forward hook, before any in-place
+    operation; a module called several times is measured over all its calls.
+
+    Args:
+        model: The model; it runs in eval mode under ``no_grad``, and every module's
+            train/eval flag is restored afterwards (``requires_grad`` is not touched).
+        batch_or_loader: A batch (tensor, or tuple/list whose first element is the input) or a
+            loader of batches.
+        manifest: The manifest to start from (e.g. what ``ti.apply`` returned).
+        target_std: The output std to reach.
+        tol: Relative tolerance ``|std / target_std - 1| <= tol`` (0.05 on the std is about the
+            paper's 0.1 on the variance).
+        max_iter: Most rescalings per weight; a weight that does not converge is warned about.
+        orthogonal_first: Re-initialize the visited weights with ``Orthogonal()`` first, as
+            the paper does.
+        seed: Seed of the records resolved here (default plan, orthogonal records).
+        plan: A plan to start from instead of the default, which zeroes the biases of the
+            visited dense and conv layers and keeps every other parameter.
+        n_batches: How many batches of a loader to use; their outputs are pooled.
+
+    Returns:
+        The manifest: each visited weight's record has ``scale`` set and a note; ``data["lsuv"]``
+        holds the settings and each weight's scale, final std, iterations and convergence.
+
+    Raises:
+        ConfigError: for bad options, data the model cannot take (naming the module), an empty
+            loader, or a model with no layer to visit.
+        PlanError: when a visited weight has no record to scale (``orthogonal_first=False``
+            without a manifest or plan covering it).
+    """
+    _check_options(target_std, tol, max_iter)
+    batches = take_batches(batch_or_loader, n_batches, "lsuv")
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            units = _discover(model, batches)
+            if not units:
+                raise ConfigError(f"lsuv: the forward pass calls no layer it can scale; it"
+                                  f" visits {[t.__name__ for t in VISITED]} and subclasses")
+            manifest = _start_manifest(model, units, manifest, plan, orthogonal_first, seed)
+            apply(model, manifest)
+            layers = []
+            for unit in units:
+                record, details = _scale(model, unit, manifest, batches, target_std, tol,
+                                         max_iter)
+                manifest = manifest.replace_record(record)
+                layers.append(details)
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    summary = {"target_std": target_std, "tol": tol, "max_iter": max_iter,
+               "n_batches": len(batches), "layers": layers}
+    return replace(manifest, data={**manifest.data, "lsuv": summary})
+
+
+def _scale(model: nn.Module, unit: _Unit, manifest: Manifest, batches: list[Batch],
+           target_std: float, tol: float, max_iter: int) -> tuple[Any, dict[str, Any]]:
+    """Rescale one weight; return its new record and a JSON-safe summary."""
+    param = getattr(unit.module, unit.name)
+    record = replace(manifest[unit.path], scale=1.0)
+    base = record.sample(dtype=param.dtype, device=param.device, current=param.detach())
+    scale, iterations = 1.0, 0
+    param.copy_(base)
+    std = _measure(model, unit, batches)
+    while math.isfinite(std) and std > 0 and abs(std / target_std - 1) > tol \
+            and iterations < max_iter:
+        scale *= target_std / std
+        iterations += 1
+        param.copy_(base.clone().mul_(scale))
+        std = _measure(model, unit, batches)
+    converged = math.isfinite(std) and std > 0 and abs(std / target_std - 1) <= tol
+    if not converged:
+        warnings.warn(f"lsuv: {unit.path} output std {std:.4g} after {iterations} rescalings,"
+                      f" not within {tol} of {target_std}", stacklevel=3)
+    note = f"lsuv: output std {std:.3f} after {iterations} iterations"
+    details = {"path": unit.path, "module": unit.module_path, "scale": scale, "std": std,
+               "iterations": iterations, "converged": converged}
+    return replace(record, scale=scale, notes=(*record.notes, note)), details
+
+
+# -- output-bias prior ---------------------------------------------------------------------------
+def _targets(targets: Any) -> torch.Tensor:
+    """A tensor of targets from a tensor/array, or the targets of every batch of a loader."""
+    if isinstance(targets, torch.Tensor):
+        return targets.detach()
+    if isinstance(targets, Iterable) and not isinstance(targets, (str, bytes)):
+        items = list(targets)
+        if items and all(isinstance(b, (tuple, list)) and len(b) > 1 for b in items):
+            return torch.cat([torch.as_tensor(b[1]) for b in items])
+    try:
+        return torch.as_tensor(targets)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ConfigError(f"output_bias_prior: targets must be a tensor, a sequence of numbers"
+                          f" or a loader of (input, target) batches; got {err}") from None
+
+
+def _last_linear(model: nn.Module, batch: Any) -> str:
+    """Path of the last ``nn.Linear`` called in a forward pass on ``batch`` (or, without a
+    batch, the last one registered)."""
+    linears = [p for p, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ConfigError("output_bias_prior: the model has no nn.Linear; pass layer= (the path"
+                          " of the module whose bias to set)")
+    if batch is None:
+        return linears[-1]
+    called: list[str] = []
+    handles = [module.register_forward_hook(lambda m, args, out, p=path: called.append(p))
+               for path, module in model.named_modules() if isinstance(module, nn.Linear)]
+    try:
+        with torch.no_grad():
+            call_model(model, take_batches(batch, 1, "output_bias_prior")[0].input,
+                       "output_bias_prior")
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not called:
+        raise ConfigError("output_bias_prior: no nn.Linear ran in the forward pass; pass layer=")
+    return called[-1]
+
+
+def _logit(p: torch.Tensor, eps: float) -> torch.Tensor:
+    p = p.clamp(eps, 1 - eps)
+    return torch.log(p) - torch.log1p(-p)
+
+
+def _prior_values(y: torch.Tensor, task: str, outputs: int, eps: float, where: str) -> list[float]:
+    """The bias values: log priors (softmax), logit of the positive rate (one output, or
+    multi-label 0/1 targets of shape (N, outputs)), or the target mean (regression)."""
+    if y.numel() == 0:
+        raise ConfigError(f"{where}: targets are empty")
+    if task == "regression":
+        y = y.double().reshape(y.shape[0], -1)
+        if y.shape[1] != outputs:
+            raise ConfigError(f"{where}: {y.shape[1]} target value(s) per example for a bias of"
+                              f" {outputs}")
+        return y.mean(0).tolist()
+    if y.is_floating_point() and not torch.equal(y, y.round()):
+        raise ConfigError(f"{where}: classification targets must be integer class labels or 0/1"
+                          " multi-label rows; use task='regression' for real-valued targets")
+    y = y.long()
+    if y.dim() == 2 or outputs == 1:
+        if y.dim() == 2 and y.shape[1] != outputs or not bool(((y == 0) | (y == 1)).all()):
+            raise ConfigError(f"{where}: a bias of {outputs} sigmoid output(s) needs 0/1 targets"
+                              f" of shape (N,{'' if outputs == 1 else f' {outputs}'})")
+        return _logit(y.double().reshape(y.shape[0], -1).mean(0), eps).tolist()
+    if y.dim() != 1 or int(y.min()) < 0 or int(y.max()) >= outputs:
+        raise ConfigError(f"{where}: class labels must be a 1-D tensor of ints in [0,"
+                          f" {outputs}) for a bias of {outputs}; got shape {tuple(y.shape)},"
+                          f" range [{int(y.min())}, {int(y.max())}]")
+    prior = torch.bincount(y, minlength=outputs).double() / y.numel()
+    prior = prior.clamp_min(eps)
+    return torch.log(prior / prior.sum()).tolist()
+
+
+def _write(param: torch.Tensor, values: list[float], path: str) -> None:
+    if len(values) != param.numel():
+        raise ConfigError(f"{path}: {len(values)} stored value(s) for a parameter of shape"
+                          f" {tuple(param.shape)}")
+    with torch.no_grad():
+        param.copy_(torch.tensor(values, dtype=torch.float64).reshape(param.shape))
+
+
+def output_bias_prior(
+    model: nn.Module,
+    targets: Any,
+    task: str = "classification",
+    layer: str | None = None,
+    manifest: Manifest | None = None,
+    batch: Any = None,
+    eps: float = 1e-8,
+) -> Manifest:
+    """Set the output layer's bias from the targets, so the untrained model predicts the
+    base rates (Lin et al. 2017 initialize the classifier bias to ``-log((1 - pi) / pi)``).
+
+    * classification, 1-D integer labels and ``C > 1`` outputs: ``b_c = log p_c`` with the
+      class frequencies clipped below at ``eps`` and renormalized, so ``softmax(b) = p``;
+    * classification with one output (0/1 labels), or 0/1 multi-label targets ``(N, C)``:
+      ``b_c = log(pi_c / (1 - pi_c))``, ``pi_c`` clipped to ``[eps, 1 - eps]``, so
+      ``sigmoid(b_c) = pi_c``;
+    * regression: ``b = mean(y)`` per output.
+
+    Args:
+        model: The model; the bias is written in place.
+        targets: Labels or regression targets (tensor or sequence), or a loader of
+            ``(input, target)`` batches (all of it is read).
+        task: ``"classification"`` or ``"regression"``.
+        layer: Path of the module whose ``bias`` to set; default the last ``nn.Linear`` run
+            in a forward pass on ``batch``, or without a batch the last one registered.
+        manifest: The manifest to extend (default ``model.torchinit_manifest``, else one that
+            keeps every parameter).
+        batch: Input for finding the last layer in forward order.
+        eps: Smallest probability before the log.
+
+    Returns:
+        The manifest with the values in ``data["output_bias"][bias_path]`` and a note on the
+        bias record; :func:`replay_data_steps` writes them again after ``ti.apply``.
+
+    Raises:
+        ConfigError: for an unknown task, a layer without bias, or targets that do not fit it.
+    """
+    if task not in ("classification", "regression"):
+        raise ConfigError(f"output_bias_prior: task must be 'classification' or 'regression',"
+                          f" got {task!r}")
+    if not 0 < eps < 0.5:
+        raise ConfigError(f"output_bias_prior: eps must be in (0, 0.5), got {eps!r}")
+    module_path = layer if layer is not None else _last_linear(model, batch)
+    try:
+        module = model.get_submodule(module_path)
+    except AttributeError as err:
+        raise ConfigError(f"output_bias_prior: layer {module_path!r} is not a module of the"
+                          f" model ({err})") from None
+    bias = getattr(module, "bias", None)
+    if not isinstance(bias, nn.Parameter):
+        raise ConfigError(f"output_bias_prior: {module_path!r} ({type(module).__name__}) has no"
+                          " bias parameter to set")
+    path = next(p for p, t in model.named_parameters() if t is bias)
+    where = f"output_bias_prior({path!r})"
+    values = _prior_values(_targets(targets), task, bias.numel(), eps, where)
+    if manifest is None:
+        manifest = getattr(model, "torchinit_manifest", None) or Plan(
+            [], on_unmatched="keep").resolve(model)
+    _write(bias, values, path)
+    record = manifest[path]
+    note = f"output_bias_prior: {task} prior from data, values in data[{OUTPUT_BIAS!r}]"
+    overrides = {**manifest.data.get(OUTPUT_BIAS, {}), path: values}
+    manifest = manifest.replace_record(replace(record, notes=(*record.notes, note)))
+    return replace(manifest, data={**manifest.data, OUTPUT_BIAS: overrides})
+
+
+def replay_data_steps(model: nn.Module, manifest: Manifest) -> None:
+    """Write the values data-dependent steps stored in ``manifest.data`` (the output-bias
+    prior) into ``model``; run it after ``ti.apply(model, manifest)``. LSUV needs no replay
+    step: its scales are in the records, which ``ti.apply`` uses."""
+    params = dict(model.named_parameters())
+    for key in DATA_OVERRIDES:
+        for path, values in manifest.data.get(key, {}).items():
+            if path not in params:
+                raise PlanError(f"manifest.data[{key!r}] names {path!r}, which is not a"
+                                " parameter of this model")
+            _write(params[path], values, path)

@@ -1,0 +1,239 @@
+"""The signal-propagation report: measured and predicted statistics per layer call, warnings
+with stated thresholds, a table, JSON records and plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["Thresholds", "LayerStats", "ParamStats", "Finding", "Report"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a report warns.
+
+    Args:
+        depth_ratio: Vanishing/exploding when the activation std of the last layer call over
+            the first (or the gradient std at the first over the last) is below
+            ``1 / depth_ratio`` or above ``depth_ratio``.
+        dead: A layer call with more than this fraction of dead units (zero for every example).
+        saturated: A bounded activation with more than this fraction of saturated outputs.
+        prediction: A layer call whose measured std differs from the predicted one by more
+            than this factor, either way.
+    """
+
+    depth_ratio: float = 1e3
+    dead: float = 0.5
+    saturated: float = 0.5
+    prediction: float = 2.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"Thresholds.{f.name} must be a positive number, got {value!r}")
+        if self.depth_ratio <= 1 or self.prediction <= 1:
+            raise ConfigError("Thresholds.depth_ratio and Thresholds.prediction are factors and"
+                              f" must be > 1, got {self.depth_ratio!r} and {self.prediction!r}")
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Statistics of one call of one leaf module, in forward-execution order.
+
+    ``layer`` is the module path, suffixed ``#k`` for the k-th call of a module called more
+    than once. ``saturated_fraction`` is ``None`` for unbounded activations; the ``predicted_*``
+    fields are ``None`` where no prediction exists.
+    """
+
+    index: int
+    layer: str
+    module_type: str
+    shape: tuple[int, ...]
+    mean: float
+    std: float
+    abs_max: float
+    zero_fraction: float
+    dead_fraction: float
+    saturated_fraction: float | None
+    grad_std: float | None
+    predicted_std: float | None
+    predicted_grad_std: float | None
+
+
+@dataclass(frozen=True)
+class ParamStats:
+    """Std of a parameter's values and of its gradient in the backward pass."""
+
+    path: str
+    shape: tuple[int, ...]
+    std: float | None
+    grad_std: float | None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One warning: its kind, the layer it concerns (``None`` for depth-wide ones), the
+    measured value, the threshold it crossed, and a sentence saying all of it."""
+
+    kind: str
+    layer: str | None
+    value: float
+    threshold: float
+    message: str
+
+
+def _ratio(first: float | None, last: float | None) -> float | None:
+    """``last / first``, with an overflowed (infinite) std counting as larger than any other;
+    ``None`` where undefined (missing, NaN, 0/0, inf/inf)."""
+    if first is None or last is None or math.isnan(first) or math.isnan(last):
+        return None
+    if first == last and (first == 0 or math.isinf(first)):
+        return None
+    if first == 0 or math.isinf(last):
+        return math.inf
+    return last / first
+
+
+def _depth_findings(kind: str, ratio: float | None, what: str, limit: float) -> list[Finding]:
+    if ratio is None:
+        return []
+    if ratio < 1 / limit:
+        return [Finding(f"vanishing_{kind}", None, ratio, 1 / limit,
+                        f"vanishing {what}: {ratio:.3g} is below {1 / limit:.3g}")]
+    if ratio > limit:
+        return [Finding(f"exploding_{kind}", None, ratio, limit,
+                        f"exploding {what}: {ratio:.3g} is above {limit:.3g}")]
+    return []
+
+
+def _num(x: float | None) -> float | str | None:
+    return x if x is None or math.isfinite(x) else str(x)
+
+
+def _from_num(x: Any) -> float | None:
+    return float(x) if isinstance(x, str) else x
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`torchinit.inspect` measured and predicted.
+
+    ``layers`` are the leaf-module calls in forward-execution order, ``params`` every parameter
+    once. ``input_std`` is the std of the model input; ``prediction_source`` says where weight
+    moments came from (``"manifest"``, ``"weights"`` or both). ``warnings`` are derived from
+    the statistics and ``thresholds``.
+    """
+
+    layers: tuple[LayerStats, ...]
+    params: tuple[ParamStats, ...] = ()
+    input_std: float | None = None
+    label: str = ""
+    prediction_source: str = ""
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    # -- warnings --------------------------------------------------------------------------------
+    def activation_ratio(self) -> float | None:
+        """Activation std of the last layer call over the first (``None`` if undefined)."""
+        return _ratio(self.layers[0].std, self.layers[-1].std) if self.layers else None
+
+    def gradient_ratio(self) -> float | None:
+        """Gradient std at the first layer call over the last, in the direction gradients flow
+        (``None`` where gradients are missing)."""
+        grads = [s.grad_std for s in self.layers if s.grad_std is not None]
+        return _ratio(grads[-1], grads[0]) if grads else None
+
+    @cached_property
+    def warnings(self) -> tuple[Finding, ...]:
+        """Every threshold crossed, depth-wide findings first."""
+        t = self.thresholds
+        found = _depth_findings("activations", self.activation_ratio(),
+                                "activations (std of the last layer call / the first)",
+                                t.depth_ratio)
+        found += _depth_findings("gradients", self.gradient_ratio(),
+                                 "gradients (gradient std at the first layer call / the last)",
+                                 t.depth_ratio)
+        for s in self.layers:
+            where = f"{s.layer} ({s.module_type})"
+            if s.dead_fraction > t.dead:
+                found.append(Finding("dead", s.layer, s.dead_fraction, t.dead,
+                                     f"{where}: {s.dead_fraction:.1%} of units are dead (zero for"
+                                     f" every example), above the threshold {t.dead:.0%}"))
+            if s.saturated_fraction is not None and s.saturated_fraction > t.saturated:
+                found.append(Finding("saturated", s.layer, s.saturated_fraction, t.saturated,
+                                     f"{where}: {s.saturated_fraction:.1%} of outputs are"
+                                     f" saturated, above the threshold {t.saturated:.0%}"))
+            off = self._prediction_factor(s)
+            if off is not None and off > t.prediction:
+                found.append(Finding("prediction", s.layer, off, t.prediction,
+                                     f"{where}: measured std {s.std:.3g} differs from the"
+                                     f" predicted {s.predicted_std:.3g} by {off:.3g}x, more than"
+                                     f" the threshold {t.prediction:g}x"))
+        return tuple(found)
+
+    @staticmethod
+    def _prediction_factor(s: LayerStats) -> float | None:
+        """max(measured/predicted, predicted/measured); ``None`` without a prediction."""
+        if s.predicted_std is None:
+            return None
+        if s.std == 0 or s.predicted_std == 0:
+            return None if s.std == s.predicted_std else math.inf
+        return max(s.std / s.predicted_std, s.predicted_std / s.std)
+
+    # -- output ----------------------------------------------------------------------------------
+    def to_records(self) -> list[dict[str, Any]]:
+        """One JSON-safe dict per layer call (non-finite numbers as strings)."""
+        return [{k: list(v) if isinstance(v, tuple) else _num(v) if isinstance(v, float) else v
+                 for k, v in asdict(s).items()} for s in self.layers]
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """Everything in the report, and its warnings' messages (recomputed when loaded)."""
+        return json.dumps({
+            "label": self.label, "input_std": _num(self.input_std),
+            "prediction_source": self.prediction_source, "thresholds": asdict(self.thresholds),
+            "layers": self.to_records(),
+            "params": [{**asdict(p), "shape": list(p.shape), "std": _num(p.std),
+                        "grad_std": _num(p.grad_std)} for p in self.params],
+            "warnings": [w.message for w in self.warnings]}, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """The report :meth:`to_json` wrote."""
+        d = json.loads(text)
+        layers = tuple(LayerStats(**{k: tuple(v) if k == "shape" else _from_num(v)
+                                     for k, v in r.items()}) for r in d["layers"])
+        params = tuple(ParamStats(p["path"], tuple(p["shape"]), _from_num(p["std"]),
+                                  _from_num(p["grad_std"])) for p in d["params"])
+        return cls(layers, params, _from_num(d["input_std"]), d["label"],
+                   d["prediction_source"], Thresholds(**d["thresholds"]))
+
+    def table(self) -> str:
+        """A fixed-width table of the layer calls, then the warnings."""
+        def fmt(x: float | None, pct: bool = False) -> str:
+            return "-" if x is None else f"{x:.1%}" if pct else f"{x:.3g}"
+
+        rows = [("#", "layer", "type", "mean", "std", "pred std", "abs max", "zeros", "dead",
+                 "saturated", "grad std", "pred grad")]
+        rows += [(str(s.index), s.layer, s.module_type, fmt(s.mean), fmt(s.std),
+                  fmt(s.predicted_std), fmt(s.abs_max), fmt(s.zero_fraction, True),
+                  fmt(s.dead_fraction, True), fmt(s.saturated_fraction, True), fmt(s.grad_std),
+                  fmt(s.predicted_grad_std)) for s in self.layers]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines += [f"warning: {w.message}" for w in self.warnings] or ["no warnings"]
+        return "\n".join(lines)
+
+    def plot(self, path: str, *others: Report, title: str | None = None) -> None:
+        """Plot activation and gradient std by depth (log scale), measured and predicted, with
+        ``others`` overlaid; PNG or SVG by the file extension. Needs the ``plot`` extra."""
+        from .plot import plot_reports
+
+        plot_reports([self, *others], path, title=title)
+

@@ -1,0 +1,163 @@
+"""Worker functions run in spawned processes by the distributed tests (one per rank)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+import torchinit as ti
+
+from .zoo import TiedLM, full_plan
+
+
+class Uneven(nn.Module):
+    """Dimensions not divisible by 2, 3 or 4; fused LSTM and attention parameters; tied."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(23, 10, padding_idx=1)
+        self.lstm = nn.LSTM(10, 7)
+        self.attn = nn.MultiheadAttention(10, 2)
+        self.norm = nn.LayerNorm(10)
+        self.fc = nn.Linear(10, 13)
+        self.head = nn.Linear(10, 23, bias=False)
+        self.head.weight = self.embed.weight
+
+
+def plan() -> ti.Plan:
+    return full_plan() + [ti.Rule(role="recurrent", init=ti.Orthogonal(), optional=True)]
+
+
+def _setup(rank: int, world: int, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(1000 + rank)  # a rank-dependent global RNG must not matter
+
+
+def _check_against_single_process(model: nn.Module, reference: nn.Module) -> None:
+    from torchinit.sharding import local_region
+
+    ref = dict(reference.named_parameters())
+    for path, param in model.named_parameters():
+        region = local_region(param, path)
+        local = param.to_local() if region is not None else param
+        expected = ref[path].detach()[region] if region is not None else ref[path].detach()
+        assert torch.equal(local.detach(), expected), (dist.get_rank(), path)
+        if region is not None:
+            assert torch.equal(param.full_tensor().detach(), ref[path].detach()), path
+
+
+def fsdp_materialize(rank: int, world: int, port: int, per_block: bool) -> None:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    _setup(rank, world, port)
+    try:
+        mesh = init_device_mesh("cpu", (world,))
+        for factory in (Uneven, TiedLM):
+            with torch.device("meta"):
+                model = factory()
+            if per_block:  # tied parameters stay in the root's group, as FSDP2 requires
+                every = [p for _, p in model.named_parameters(remove_duplicate=False)]
+                tied = {id(p) for p in every if sum(q is p for q in every) > 1}
+                for child in model.children():
+                    own = list(child.parameters())
+                    if own and not any(id(p) in tied for p in own):
+                        fully_shard(child, mesh=mesh)
+            fully_shard(model, mesh=mesh)
+            manifest = ti.materialize(model, plan(), seed=7)
+            reference = ti.build(factory, plan(), seed=7)
+            _check_against_single_process(model, reference)
+            digests = [None] * world
+            dist.all_gather_object(digests, manifest.digest())
+            assert len(set(digests)) == 1, digests
+            groups = ti.param_groups(model, weight_decay=0.1)
+            assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def tensor_parallel_apply(rank: int, world: int, port: int) -> None:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    _setup(rank, world, port)
+    try:
+        mesh = init_device_mesh("cpu", (world,))
+        model = Uneven()
+        placements = {"fc.weight": Shard(0), "fc.bias": Shard(0), "attn.in_proj_weight": Shard(1),
+                      "lstm.weight_ih_l0": Shard(0), "lstm.weight_hh_l0": Shard(1)}
+        for path, placement in placements.items():
+            owner, _, name = path.rpartition(".")
+            module = model.get_submodule(owner)
+            old = getattr(module, name)
+            module.register_parameter(name, nn.Parameter(
+                distribute_tensor(old.detach(), mesh, [placement])))
+        replicated = model.get_submodule("norm")
+        replicated.register_parameter("weight", nn.Parameter(
+            distribute_tensor(replicated.weight.detach(), mesh, [Replicate()])))
+        ti.apply(model, plan(), seed=3)
+        reference = Uneven()
+        ti.apply(reference, plan(), seed=3)
+        _check_against_single_process(model, reference)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def two_d_mesh(rank: int, world: int, port: int) -> None:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    _setup(rank, world, port)
+    try:
+        mesh = init_device_mesh("cpu", (2, world // 2), mesh_dim_names=("dp", "tp"))
+        model = Uneven()
+        for path, placements in {"fc.weight": [Shard(0), Shard(1)],
+                                 "attn.in_proj_weight": [Shard(1), Shard(0)],
+                                 "lstm.weight_ih_l0": [Shard(0), Shard(1)]}.items():
+            owner, _, name = path.rpartition(".")
+            module = model.get_submodule(owner)
+            old = getattr(module, name)
+            module.register_parameter(name, nn.Parameter(
+                distribute_tensor(old.detach(), mesh, placements)))
+        ti.apply(model, plan(), seed=5)
+        reference = Uneven()
+        ti.apply(reference, plan(), seed=5)
+        _check_against_single_process(model, reference)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def partial_is_rejected(rank: int, world: int, port: int) -> None:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import DTensor, Partial
+
+    from torchinit.errors import PlanError
+
+    _setup(rank, world, port)
+    try:
+        mesh = init_device_mesh("cpu", (world,))
+        model = nn.Linear(4, 4)
+        model.weight = nn.Parameter(DTensor.from_local(torch.zeros(4, 4), mesh, [Partial()]))
+        before = model.bias.detach().clone()
+        try:
+            ti.apply(model, ti.Plan([ti.Rule(init="xavier_uniform", role="weight"),
+                                     ti.Rule(init="ones", role="bias")]))
+        except PlanError as err:
+            assert "Partial" in str(err) and "'weight'" in str(err)
+        else:
+            raise AssertionError("Partial placement was accepted")
+        assert torch.equal(model.bias.detach(), before)  # nothing written on any rank
+        try:  # an unresolvable plan fails on every rank alike, with no collective to hang on
+            ti.apply(nn.Linear(2, 2), ti.Plan([ti.Rule(role="weight", init="zeros")]))
+        except PlanError as err:
+            assert "match no rule" in str(err)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,58 @@
+"""Sharded initialization in real processes (gloo on 127.0.0.1): every rank's shard equals the
+same region of a single-process build, bit for bit."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from . import distributed_workers as workers
+
+pytestmark = [
+    pytest.mark.distributed,
+    pytest.mark.skipif(not dist.is_available(), reason="torch built without distributed"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(fn, world: int, *args, timeout: float = 120.0) -> None:
+    context = mp.start_processes(fn, args=(world, _free_port(), *args), nprocs=world,
+                                 join=False, start_method="spawn")
+    try:
+        while not context.join(timeout=timeout):
+            pass
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_fsdp2_whole_model(world):
+    _run(workers.fsdp_materialize, world, False)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_fsdp2_per_block(world):
+    _run(workers.fsdp_materialize, world, True)
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_tensor_parallel_shards_and_replicas(world):
+    _run(workers.tensor_parallel_apply, world)
+
+
+def test_two_d_mesh():
+    _run(workers.two_d_mesh, 4)
+
+
+def test_partial_placement_is_rejected_on_every_rank():
+    _run(workers.partial_is_rejected, 2)
