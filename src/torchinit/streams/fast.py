@@ -10,6 +10,7 @@ Philox block for every two elements, and all cores.
 from __future__ import annotations
 
 import math
+import os
 
 import numba
 import numpy as np
@@ -30,6 +31,11 @@ from .ndtri import (
 from .philox import M0, M1, ROUNDS, W0, W1
 
 __all__ = ["fill_segments", "set_threads"]
+
+# numba's OpenMP layer and torch's bundled OpenMP runtime abort the process at exit
+# ("terminate called without an active exception"); numba's own work queue has no such clash.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 MASK = np.uint64(0xFFFFFFFF)
 _A, _B, _C, _D, _E, _F = (np.array(AS241[k], dtype=np.float64) for k in "abcdef")
