@@ -37,6 +37,17 @@ def _setup(rank: int, world: int, port: int) -> None:
     torch.manual_seed(1000 + rank)  # a rank-dependent global RNG must not matter
 
 
+def _distribute(model: nn.Module, mesh, placements: dict) -> None:
+    """Replace each named parameter by a DTensor with the given placements."""
+    from torch.distributed.tensor import distribute_tensor
+
+    for path, placement in placements.items():
+        owner, _, name = path.rpartition(".")
+        module = model.get_submodule(owner)
+        local = getattr(module, name).detach()
+        module.register_parameter(name, nn.Parameter(distribute_tensor(local, mesh, placement)))
+
+
 def _check_against_single_process(model: nn.Module, reference: nn.Module) -> None:
     from torchinit.sharding import local_region
 
@@ -83,23 +94,16 @@ def fsdp_materialize(rank: int, world: int, port: int, per_block: bool) -> None:
 
 def tensor_parallel_apply(rank: int, world: int, port: int) -> None:
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+    from torch.distributed.tensor import Replicate, Shard
 
     _setup(rank, world, port)
     try:
         mesh = init_device_mesh("cpu", (world,))
         model = Uneven()
-        placements = {"fc.weight": Shard(0), "fc.bias": Shard(0), "attn.in_proj_weight": Shard(1),
-                      "lstm.weight_ih_l0": Shard(0), "lstm.weight_hh_l0": Shard(1)}
-        for path, placement in placements.items():
-            owner, _, name = path.rpartition(".")
-            module = model.get_submodule(owner)
-            old = getattr(module, name)
-            module.register_parameter(name, nn.Parameter(
-                distribute_tensor(old.detach(), mesh, [placement])))
-        replicated = model.get_submodule("norm")
-        replicated.register_parameter("weight", nn.Parameter(
-            distribute_tensor(replicated.weight.detach(), mesh, [Replicate()])))
+        _distribute(model, mesh, {
+            "fc.weight": [Shard(0)], "fc.bias": [Shard(0)], "attn.in_proj_weight": [Shard(1)],
+            "lstm.weight_ih_l0": [Shard(0)], "lstm.weight_hh_l0": [Shard(1)],
+            "norm.weight": [Replicate()]})
         ti.apply(model, plan(), seed=3)
         reference = Uneven()
         ti.apply(reference, plan(), seed=3)
@@ -111,20 +115,15 @@ def tensor_parallel_apply(rank: int, world: int, port: int) -> None:
 
 def two_d_mesh(rank: int, world: int, port: int) -> None:
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.tensor import Shard, distribute_tensor
+    from torch.distributed.tensor import Shard
 
     _setup(rank, world, port)
     try:
         mesh = init_device_mesh("cpu", (2, world // 2), mesh_dim_names=("dp", "tp"))
         model = Uneven()
-        for path, placements in {"fc.weight": [Shard(0), Shard(1)],
-                                 "attn.in_proj_weight": [Shard(1), Shard(0)],
-                                 "lstm.weight_ih_l0": [Shard(0), Shard(1)]}.items():
-            owner, _, name = path.rpartition(".")
-            module = model.get_submodule(owner)
-            old = getattr(module, name)
-            module.register_parameter(name, nn.Parameter(
-                distribute_tensor(old.detach(), mesh, placements)))
+        _distribute(model, mesh, {"fc.weight": [Shard(0), Shard(1)],
+                                  "attn.in_proj_weight": [Shard(1), Shard(0)],
+                                  "lstm.weight_ih_l0": [Shard(0), Shard(1)]})
         ti.apply(model, plan(), seed=5)
         reference = Uneven()
         ti.apply(reference, plan(), seed=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from dataclasses import dataclass
 import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -16,7 +17,8 @@ from ..errors import DTypeError, FanError, InitializerError, describe_target
 from ..streams import Distribution, Key, as_key, normalize_region, region_shape
 from ..streams.reference import sample_distribution
 
-__all__ = ["Initializer", "ElementwiseInitializer", "StructuredInitializer", "check_finite"]
+__all__ = ["Initializer", "ElementwiseInitializer", "StructuredInitializer", "GainMixin",
+           "check_finite"]
 
 
 def check_real(owner: str, allow_inf: bool = False, **values: float) -> None:
@@ -38,6 +40,16 @@ def _check_non_negative(owner: str, **values: float) -> None:
     for name, value in values.items():
         if value < 0:
             raise InitializerError(f"{owner}: {name} must be >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class GainMixin:
+    """A ``gain`` field (a multiplier of the scale, e.g. ``calculate_gain("tanh")``), >= 0."""
+
+    gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_non_negative(getattr(self, "name", type(self).__name__), gain=self.gain)
 
 
 class Initializer:

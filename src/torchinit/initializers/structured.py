@@ -17,7 +17,7 @@ from .._fans import Fans
 from ..errors import InitializerError, describe_target
 from ..streams import Key, NormalDist, UniformDist
 from ..streams.reference import sample_distribution
-from .base import StructuredInitializer, _check_non_negative, check_finite
+from .base import GainMixin, StructuredInitializer, _check_non_negative, check_finite
 from .registry import register
 
 __all__ = ["Orthogonal", "DeltaOrthogonal", "Eye", "Dirac", "Sparse"]
@@ -45,7 +45,7 @@ def orthogonal_matrix(key: Key, rows: int, cols: int) -> torch.Tensor:
 
 @register
 @dataclass(frozen=True)
-class Orthogonal(StructuredInitializer):
+class Orthogonal(GainMixin, StructuredInitializer):
     """(Semi-)orthogonal matrix (Saxe et al., "Exact solutions to the nonlinear dynamics of
     learning in deep linear neural networks", ICLR 2014).
 
@@ -57,13 +57,9 @@ class Orthogonal(StructuredInitializer):
         gain: Multiplier, >= 0 (e.g. ``calculate_gain("tanh")``).
     """
 
-    gain: float = 1.0
     name = "orthogonal"
     formula = 'W W^T = gain^2 I (rows <= cols) or W^T W = gain^2 I, per block'
     min_ndim = 2
-
-    def __post_init__(self) -> None:
-        _check_non_negative(self.name, gain=self.gain)
 
     def _generate(self, shape: tuple[int, ...], key: Key) -> torch.Tensor:
         rows, cols = shape[0], math.prod(shape[1:])
@@ -75,7 +71,7 @@ class Orthogonal(StructuredInitializer):
 
 @register
 @dataclass(frozen=True)
-class DeltaOrthogonal(StructuredInitializer):
+class DeltaOrthogonal(GainMixin, StructuredInitializer):
     """Delta-orthogonal convolution kernel (Xiao et al., "Dynamical Isometry and a Mean Field
     Theory of CNNs", ICML 2018).
 
@@ -87,13 +83,9 @@ class DeltaOrthogonal(StructuredInitializer):
         gain: Multiplier, >= 0.
     """
 
-    gain: float = 1.0
     name = "delta_orthogonal"
     formula = 'W[:, :, center] = gain * H, H orthogonal; zero elsewhere'
     min_ndim = 3
-
-    def __post_init__(self) -> None:
-        _check_non_negative(self.name, gain=self.gain)
 
     def _generate(self, shape: tuple[int, ...], key: Key) -> torch.Tensor:
         out = torch.zeros(shape, dtype=torch.float64)

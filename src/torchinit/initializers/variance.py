@@ -16,7 +16,7 @@ from ..errors import InitializerError, UnknownNameError, suggest
 from ..gains import calculate_gain
 from ..streams.distributions import Distribution, NormalDist, TruncNormalDist, UniformDist
 from ..streams.distributions import truncated_std_factor
-from .base import ElementwiseInitializer, _check_non_negative, check_finite
+from .base import ElementwiseInitializer, GainMixin, check_finite
 from .registry import register
 
 __all__ = [
@@ -103,7 +103,7 @@ class VarianceScaling(ElementwiseInitializer):
 
 @register
 @dataclass(frozen=True)
-class XavierUniform(ElementwiseInitializer):
+class XavierUniform(GainMixin, ElementwiseInitializer):
     """Xavier/Glorot uniform (Glorot & Bengio, AISTATS 2010).
 
     ``w ~ U(-b, b)``, ``b = gain * sqrt(6 / (fan_in + fan_out))``; ``std = b / sqrt(3)``.
@@ -112,15 +112,11 @@ class XavierUniform(ElementwiseInitializer):
         gain: Multiplier, e.g. ``calculate_gain("tanh")``.
     """
 
-    gain: float = 1.0
     name = "xavier_uniform"
     formula = 'w ~ U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out))'
     aliases = ("glorot_uniform",)
     uses_fans = True
     min_ndim = 2
-
-    def __post_init__(self) -> None:
-        _check_non_negative(self.name, gain=self.gain)
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
         f = _fans(fans, self.name)
@@ -130,7 +126,7 @@ class XavierUniform(ElementwiseInitializer):
 
 @register
 @dataclass(frozen=True)
-class XavierNormal(ElementwiseInitializer):
+class XavierNormal(GainMixin, ElementwiseInitializer):
     """Xavier/Glorot normal (Glorot & Bengio, AISTATS 2010).
 
     ``w ~ N(0, std^2)``, ``std = gain * sqrt(2 / (fan_in + fan_out))``.
@@ -139,15 +135,11 @@ class XavierNormal(ElementwiseInitializer):
         gain: Multiplier, e.g. ``calculate_gain("tanh")``.
     """
 
-    gain: float = 1.0
     name = "xavier_normal"
     formula = 'w ~ N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))'
     aliases = ("glorot_normal",)
     uses_fans = True
     min_ndim = 2
-
-    def __post_init__(self) -> None:
-        _check_non_negative(self.name, gain=self.gain)
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
         f = _fans(fans, self.name)
