@@ -124,13 +124,13 @@ def test_single_linear_prediction_is_the_variance_formula():
 
 def test_conv_prediction_counts_only_taps_inside_the_input():
     conv = nn.Conv2d(64, 64, 3, padding=1)
-    ti.apply(conv, ti.Plan([ti.Rule(name="weight", init=ti.Normal(0.0, 0.05)),
-                            ti.Rule(name="bias", init=ti.Zeros())]))
+    manifest = ti.apply(conv, ti.Plan([ti.Rule(name="weight", init=ti.Normal(0.0, 0.05)),
+                                       ti.Rule(name="bias", init=ti.Zeros())]))
     x = batch(64, 64, 8, 8)
-    (stats,) = inspect(conv, x).layers
+    (stats,) = inspect(conv, x, manifest=manifest).layers
     # Per dimension, 6 of 8 outputs see 3 taps and the 2 border ones 2: 2.75 on average.
     expected = math.sqrt(64 * 2.75**2 * 0.05**2 * float((x.double() ** 2).mean()))
-    assert stats.predicted_std == pytest.approx(expected, rel=0.01)
+    assert stats.predicted_std == pytest.approx(expected, rel=1e-9)
     assert stats.std == pytest.approx(expected, rel=0.05)
 
 

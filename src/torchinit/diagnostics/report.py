@@ -67,6 +67,10 @@ class LayerStats:
     predicted_grad_std: float | None
 
 
+_FLOATS = ("mean", "std", "abs_max", "zero_fraction", "dead_fraction", "saturated_fraction",
+           "grad_std", "predicted_std", "predicted_grad_std")
+
+
 @dataclass(frozen=True)
 class ParamStats:
     """Std of a parameter's values and of its gradient in the backward pass."""
@@ -206,8 +210,8 @@ class Report:
     def from_json(cls, text: str) -> Report:
         """The report :meth:`to_json` wrote."""
         d = json.loads(text)
-        layers = tuple(LayerStats(**{k: tuple(v) if k == "shape" else _from_num(v)
-                                     for k, v in r.items()}) for r in d["layers"])
+        layers = tuple(LayerStats(**{**r, **{k: _from_num(r[k]) for k in _FLOATS},
+                                     "shape": tuple(r["shape"])}) for r in d["layers"])
         params = tuple(ParamStats(p["path"], tuple(p["shape"]), _from_num(p["std"]),
                                   _from_num(p["grad_std"])) for p in d["params"])
         return cls(layers, params, _from_num(d["input_std"]), d["label"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import abc
 import math
 import numbers
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ class GainMixin:
         _check_non_negative(getattr(self, "name", type(self).__name__), gain=self.gain)
 
 
-class Initializer:
+class Initializer(abc.ABC):
     """A parameter initialization scheme: a frozen, validated, JSON-configurable value object.
 
     Subclasses are frozen dataclasses whose fields are the scheme's arguments. The class
@@ -148,17 +149,17 @@ class Initializer:
         """Hook for scheme-specific shape checks (dirac, sparse, delta_orthogonal)."""
 
     # -- moments -------------------------------------------------------------------------------
+    @abc.abstractmethod
     def std(self, fans: Fans | None = None, shape: Sequence[int] | None = None) -> float:
         """Standard deviation of the values this scheme produces (exact)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def mean_value(self, fans: Fans | None = None, shape: Sequence[int] | None = None) -> float:
         """Mean of the values this scheme produces."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def bound(self, fans: Fans | None = None, shape: Sequence[int] | None = None) -> float:
         """Largest absolute value this scheme can produce (``inf`` for unbounded schemes)."""
-        raise NotImplementedError
 
     # -- sampling ------------------------------------------------------------------------------
     def sample(
@@ -201,6 +202,7 @@ class Initializer:
             return out
         return self._sample(shape, key, fans, norm, out)
 
+    @abc.abstractmethod
     def _sample(
         self,
         shape: tuple[int, ...],
@@ -210,7 +212,6 @@ class Initializer:
         out: torch.Tensor,
     ) -> torch.Tensor:
         """Write the region's values into ``out`` (of the region's shape) and return it."""
-        raise NotImplementedError
 
     def fill_(self, tensor: torch.Tensor, key: Key | int, fans: Fans | None = None) -> torch.Tensor:
         """Fill ``tensor`` in place (under ``no_grad``) and return it."""
@@ -240,9 +241,9 @@ class ElementwiseInitializer(Initializer):
 
     elementwise: ClassVar[bool] = True
 
+    @abc.abstractmethod
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
         """The distribution every element is drawn from, for the given fans."""
-        raise NotImplementedError
 
     def _fans_for_moments(self, fans: Fans | None, shape: Sequence[int] | None) -> Fans | None:
         if self.uses_fans and fans is None:
@@ -272,13 +273,13 @@ class StructuredInitializer(Initializer):
 
     elementwise: ClassVar[bool] = False
 
+    @abc.abstractmethod
     def _generate(self, shape: tuple[int, ...], key: Key) -> torch.Tensor:
         """Return the full float64 CPU tensor of ``shape`` (one block of a fused parameter).
 
         Generation runs on the CPU in float64 whatever the target device, so every device gets
         the same values (rounded once to the target dtype).
         """
-        raise NotImplementedError
 
     def _blocks(self, shape: tuple[int, ...], fans: Fans | None) -> list[tuple[str, int, int]]:
         if fans is not None and fans.blocks:
@@ -298,11 +299,11 @@ class StructuredInitializer(Initializer):
             out[local[0] : local[-1] + 1] = picked.to(device=out.device, dtype=out.dtype)
         return out
 
+    @abc.abstractmethod
     def _moments(
         self, rows: int, cols: int, shape: tuple[int, ...] | None
     ) -> tuple[float, float, float]:
         """(mean, std, bound) of one block viewed as a (rows, cols) matrix."""
-        raise NotImplementedError
 
     def _block_moments(
         self, fans: Fans | None, shape: Sequence[int] | None

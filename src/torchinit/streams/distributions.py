@@ -7,6 +7,7 @@ turn them into values from a counter-based stream.
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 
@@ -33,18 +34,20 @@ def normal_pdf(x: float) -> float:
     return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
 
 
-class Distribution:
+class Distribution(abc.ABC):
     """Base class: a distribution with exact mean, std and largest absolute value."""
 
+    @abc.abstractmethod
     def mean(self) -> float:
-        raise NotImplementedError
+        """The mean."""
 
+    @abc.abstractmethod
     def std(self) -> float:
-        raise NotImplementedError
+        """The standard deviation."""
 
+    @abc.abstractmethod
     def bound(self) -> float:
         """The largest absolute value a sample can take (``inf`` if unbounded)."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
