@@ -38,7 +38,7 @@ def batch(*shape: int, seed: int = 0) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def relu_reports() -> dict[str, Report]:
     """The 30-layer ReLU MLP of the docs, with Glorot and with He initialization."""
-    x = batch(512, WIDTH)
+    x = batch(256, WIDTH)
     reports = {}
     for label, weight in (("xavier", ti.XavierNormal()),
                           ("kaiming", ti.KaimingNormal(nonlinearity="relu"))):
@@ -167,6 +167,14 @@ def test_forward_order_repeated_modules_and_in_place_activations():
     assert report.layers[0].grad_std < report.layers[1].grad_std
 
 
+def test_a_parametrized_layer_is_one_row():
+    model = nn.Sequential(nn.utils.parametrizations.weight_norm(nn.Linear(8, 8)), nn.ReLU())
+    report = inspect(model, batch(32, 8))
+    assert [(s.layer, s.module_type) for s in report.layers] == [
+        ("0", "ParametrizedLinear"), ("1", "ReLU")]
+    assert report.layers[0].predicted_std is not None
+
+
 def test_report_json_round_trip_and_records(relu_reports):
     report = relu_reports["xavier"]
     loaded = Report.from_json(report.to_json())
@@ -174,7 +182,7 @@ def test_report_json_round_trip_and_records(relu_reports):
     assert loaded.warnings == report.warnings
     records = report.to_records()
     assert len(records) == len(report.layers)
-    assert records[0]["layer"] == "0" and records[0]["shape"] == [512, WIDTH]
+    assert records[0]["layer"] == "0" and records[0]["shape"] == [256, WIDTH]
     assert set(records[0]) >= {"mean", "std", "predicted_std", "grad_std", "dead_fraction"}
 
 
@@ -225,6 +233,21 @@ def test_plots_png_and_svg_with_overlay(relu_reports, tmp_path):
     assert text.lstrip().startswith("<?xml") and "<svg" in text
     for label in ("xavier: measured", "kaiming: measured", "xavier: predicted"):
         assert label in text
+
+
+def test_plot_only_keeps_the_named_module_types(relu_reports, tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    plotted = []
+    original = Axes.plot
+
+    def record(self, x, *args, **kwargs):
+        plotted.append(list(x))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "plot", record)
+    relu_reports["kaiming"].plot(str(tmp_path / "linear.png"), only=["Linear"])
+    assert plotted and all(x == list(range(0, 59, 2)) for x in plotted)
 
 
 def test_plot_rejects_other_formats(relu_reports, tmp_path):
@@ -283,6 +306,6 @@ def test_empty_loader_and_bad_batches_are_errors():
     with pytest.raises(ConfigError, match="no batch"):
         inspect(model, empty)
     with pytest.raises(ConfigError, match="a batch must be"):
-        inspect(model, [{"x": torch.zeros(2, 4)}])
+        inspect(model, iter([{"x": torch.zeros(2, 4)}]))
     with pytest.raises(ConfigError, match="the data must be"):
         inspect(model, 3.0)

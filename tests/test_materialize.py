@@ -186,3 +186,23 @@ def test_progress_bar_draws_when_enabled(capsys):
     assert "materializing" in err and "100%" in err
     ti.build(Rotary, PLAN)
     assert capsys.readouterr().err == ""
+
+
+def test_kept_parameters_get_torch_defaults_on_meta():
+    """on_unmatched='keep' has nothing to keep on the meta device: torch's default
+    distribution is drawn (and noted), so no uninitialized memory is left."""
+    plan = ti.Plan([ti.Rule(type="Linear", init="zeros")], on_unmatched="keep")
+    model = ti.build(lambda: nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.PReLU()), plan,
+                     audit=True)
+    assert torch.equal(model[1].weight, torch.ones(4)) and torch.equal(model[2].weight,
+                                                                        torch.tensor([0.25]))
+    assert model.torchinit_audit.ok, model.torchinit_audit.table()
+    assert "torch's default" in model.torchinit_manifest["1.weight"].notes[-1]
+
+    class Unknown(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gain = nn.Parameter(torch.ones(3))
+
+    with pytest.raises(PlanError, match="no values to keep"):
+        ti.build(Unknown, ti.Plan([], on_unmatched="keep"))

@@ -32,6 +32,9 @@ from .initializers import (
     Zeros,
 )
 from .apply import apply
+from .audit import AuditReport, WriteAudit
+from .datadep import lsuv, output_bias_prior
+from .diagnostics import Report, inspect
 from .groups import describe_groups, param_groups
 from .layouts import fans, register_layout
 from .materialize import build, materialize
@@ -58,6 +61,12 @@ __all__ = [
     "apply",
     "build",
     "materialize",
+    "inspect",
+    "Report",
+    "lsuv",
+    "output_bias_prior",
+    "WriteAudit",
+    "AuditReport",
     "register_module_type",
     "presets",
     "param_groups",

@@ -16,6 +16,7 @@ import contextlib
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -200,6 +201,31 @@ def _move_buffers(model: nn.Module, device: torch.device, dtype: torch.dtype | N
             module._buffers[name] = buf.to(device=device, dtype=target)
 
 
+def _defaults_for_kept(model: nn.Module, manifest: Manifest, seed: int) -> Manifest:
+    """Records that keep their values have none to keep on the meta device: give them the
+    distribution torch's own ``reset_parameters`` would have drawn (the ``torch`` preset),
+    noted in the manifest; a parameter torch has no default for is an error."""
+    on_meta = {path for path, p in model.named_parameters() if local_tensor(p).device == _META}
+    needy = [r for r in manifest if r.init is None and r.values is None and r.path in on_meta]
+    if not needy:
+        return manifest
+    from .presets import get as preset
+
+    defaults = preset("torch").with_options(on_unmatched="keep").resolve(model, seed)
+    missing = [r.path for r in needy if defaults[r.path].init is None]
+    if missing:
+        raise PlanError(
+            f"parameters {missing} match no rule, and on the meta device they have no values to"
+            " keep; add rules for them (torchinit knows no torch default for their modules)")
+    for record in needy:
+        default = defaults[record.path]
+        manifest = manifest.replace_record(replace(
+            record, init=default.init, fans=default.fans, std=default.std, bound=default.bound,
+            key=default.key, zero_rows=default.zero_rows, rule_label="torch default (kept)",
+            notes=(*record.notes, "no rule matched: torch's default distribution")))
+    return manifest
+
+
 def _fill_shards(
     model: nn.Module,
     manifest: Manifest,
@@ -235,6 +261,7 @@ def _finish(
 ) -> nn.Module:
     device = torch.device(device)
     manifest = plan if isinstance(plan, Manifest) else plan.resolve(model, seed)
+    manifest = _defaults_for_kept(model, manifest, seed)
     regions = {path: local_region(p, path) for path, p in model.named_parameters()}
     sharded = any(region is not None for region in regions.values())
     if sharded and dtype is not None:

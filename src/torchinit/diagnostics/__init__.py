@@ -2,7 +2,6 @@
 per layer call, warnings with stated thresholds, tables, JSON and plots."""
 
 from .diagnose import inspect
-from .predict import Moments
 from .report import Finding, LayerStats, ParamStats, Report, Thresholds
 
-__all__ = ["inspect", "Report", "LayerStats", "ParamStats", "Finding", "Thresholds", "Moments"]
+__all__ = ["inspect", "Report", "LayerStats", "ParamStats", "Finding", "Thresholds"]

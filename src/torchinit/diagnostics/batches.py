@@ -15,13 +15,18 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ..errors import ConfigError
 
-__all__ = ["Batch", "take_batches", "call_model", "leaf_modules", "first_tensor"]
+__all__ = ["Batch", "StopForward", "take_batches", "call_model", "leaf_modules", "first_tensor"]
 
 _FORMS = ("a tensor, a tuple/list whose first element is the input (and second the target),"
           " or an iterable such as a DataLoader yielding those")
+
+
+class StopForward(Exception):
+    """Raised from a hook to end a forward pass once the needed outputs are measured."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,26 @@ def first_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
+def _layer_children(module: nn.Module) -> list[nn.Module]:
+    """Children of ``module`` other than the container of its parametrizations."""
+    parametrized = parametrize.is_parametrized(module)
+    return [c for name, c in module.named_children()
+            if not (parametrized and name == "parametrizations")]
+
+
 def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Modules without children, by path (each module once; the root if it is a leaf)."""
-    return [(path, m) for path, m in model.named_modules() if next(m.children(), None) is None]
+    """Modules without children, by path (each module once; the root if it is a leaf). A
+    parametrized layer (weight norm, spectral norm) counts as a leaf; the modules computing its
+    parametrized weights do not."""
+    leaves, inside = [], []
+    for path, module in model.named_modules():
+        if any(path == prefix or path.startswith(prefix + ".") for prefix in inside):
+            continue
+        if parametrize.is_parametrized(module):
+            inside.append(f"{path}.parametrizations" if path else "parametrizations")
+        if not _layer_children(module):
+            leaves.append((path, module))
+    return leaves
 
 
 def _describe(value: Any) -> str:
@@ -125,7 +147,3 @@ def call_model(model: nn.Module, inputs: Any, where: str) -> Any:
                 f"{where}: the model's forward failed in module {failing!r} ({kind}) on"
                 f" {_describe(inputs)}: {type(err).__name__}: {err}. The data must be what the"
                 f" model's forward takes: {_FORMS}") from err
-
-
-class StopForward(Exception):
-    """Raised from a hook to end a forward pass once the needed outputs are measured."""

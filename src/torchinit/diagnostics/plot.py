@@ -27,12 +27,15 @@ def _figure_class():  # type: ignore[no-untyped-def]
     return Figure
 
 
-def plot_reports(reports: Sequence[Report], path: str | Path, title: str | None = None) -> None:
+def plot_reports(reports: Sequence[Report], path: str | Path, title: str | None = None,
+                 only: Sequence[str] | None = None) -> None:
     """Write one figure overlaying ``reports`` to ``path`` (``.png`` or ``.svg``).
 
     Left: activation std of each layer call; right: gradient std with respect to it. The x axis
     is the position of the call in forward-execution order. Each report gets a colour and its
-    ``label`` (``report i`` without one) in the legend.
+    ``label`` (``report i`` without one) in the legend. ``only`` keeps the calls of the named
+    module types (e.g. ``["Linear"]``), which removes the alternation between layers and
+    activations from the picture.
 
     Raises:
         ConfigError: for another file extension or no report to plot.
@@ -47,11 +50,10 @@ def plot_reports(reports: Sequence[Report], path: str | Path, title: str | None 
     act_ax, grad_ax = figure.subplots(1, 2)
     for i, report in enumerate(reports):
         colour, label = f"C{i % 10}", report.label or f"report {i + 1}"
-        depth = [s.index for s in report.layers]
-        series = ((act_ax, [s.std for s in report.layers],
-                   [s.predicted_std for s in report.layers]),
-                  (grad_ax, [s.grad_std for s in report.layers],
-                   [s.predicted_grad_std for s in report.layers]))
+        layers = [s for s in report.layers if only is None or s.module_type in only]
+        depth = [s.index for s in layers]
+        series = ((act_ax, [s.std for s in layers], [s.predicted_std for s in layers]),
+                  (grad_ax, [s.grad_std for s in layers], [s.predicted_grad_std for s in layers]))
         for ax, measured, predicted in series:
             ax.plot(depth, [float("nan") if v is None else v for v in measured], "-o",
                     color=colour, markersize=2.5, linewidth=1.2, label=f"{label}: measured")

@@ -34,10 +34,7 @@ from ..errors import TorchinitError
 from ..plan.manifest import Manifest
 from .hooks import MODEL_INPUT, Entry
 
-__all__ = ["Moments", "ParamMoments", "Prediction", "predict", "DATA_OVERRIDES"]
-
-DATA_OVERRIDES = ("output_bias",)
-"""Keys of ``Manifest.data`` holding ``{path: values}`` that replace a record's values."""
+__all__ = ["Moments", "ParamMoments", "Prediction", "predict"]
 
 ELEMENTWISE: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU,
@@ -78,8 +75,6 @@ class ParamMoments:
     def __init__(self, model: nn.Module, manifest: Manifest | None) -> None:
         self._paths = {id(p): path for path, p in model.named_parameters()}
         self._records = {r.path: r for r in manifest} if manifest is not None else {}
-        data = manifest.data if manifest is not None else {}
-        self._overridden = {path for key in DATA_OVERRIDES for path in data.get(key, {})}
         self.sources: set[str] = set()
 
     def __call__(self, module: nn.Module, name: str) -> Moments | None:
@@ -89,7 +84,7 @@ class ParamMoments:
         path = self._paths.get(id(tensor))
         record = self._records.get(path) if path is not None else None
         if record is not None and record.init is not None and not record.blocks \
-                and record.std is not None and path not in self._overridden:
+                and record.std is not None and record.values is None:
             try:
                 mean = record.init.mean_value(record.fans, record.shape)
             except (NotImplementedError, TorchinitError):
@@ -102,14 +97,11 @@ class ParamMoments:
         return Moments(float(mean), float(var))
 
 
-def _affine(params: ParamMoments, module: nn.Module) -> tuple[Moments, Moments]:
-    """Moments of a norm layer's scale (default 1) and shift (default 0)."""
-    return params(module, "weight") or Moments(1.0, 0.0), params(module, "bias") or Moments(0.0, 0.0)
-
-
 def _affine_of(normalized: Moments, params: ParamMoments, module: nn.Module) -> Moments:
-    """Moments of ``gamma * x + beta`` with ``gamma``, ``beta`` independent of ``x``."""
-    gamma, beta = _affine(params, module)
+    """Moments of ``gamma * x + beta`` for a norm layer's scale ``gamma`` (default 1) and shift
+    ``beta`` (default 0), independent of ``x``."""
+    gamma = params(module, "weight") or Moments(1.0, 0.0)
+    beta = params(module, "bias") or Moments(0.0, 0.0)
     mean = gamma.mean * normalized.mean + beta.mean
     m2 = gamma.m2 * normalized.m2 + 2 * gamma.mean * beta.mean * normalized.mean + beta.m2
     return Moments(mean, m2 - mean**2)

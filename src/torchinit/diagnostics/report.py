@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import Any
@@ -234,10 +235,12 @@ class Report:
         lines += [f"warning: {w.message}" for w in self.warnings] or ["no warnings"]
         return "\n".join(lines)
 
-    def plot(self, path: str, *others: Report, title: str | None = None) -> None:
+    def plot(self, path: str, *others: Report, title: str | None = None,
+             only: Sequence[str] | None = None) -> None:
         """Plot activation and gradient std by depth (log scale), measured and predicted, with
-        ``others`` overlaid; PNG or SVG by the file extension. Needs the ``plot`` extra."""
+        ``others`` overlaid; PNG or SVG by the file extension; ``only`` keeps the calls of the
+        named module types. Needs the ``plot`` extra (see :func:`.plot.plot_reports`)."""
         from .plot import plot_reports
 
-        plot_reports([self, *others], path, title=title)
+        plot_reports([self, *others], path, title=title, only=only)
 

@@ -55,7 +55,8 @@ class Record:
     """What happens to one parameter (one tensor, under its canonical path).
 
     ``init is None`` means the parameter keeps its values (no rule matched and the plan allows
-    it). ``scale`` is a data-dependent multiplier (LSUV) applied after sampling, so replaying the
+    it). ``scale`` is a data-dependent multiplier (LSUV) applied after sampling, and ``values``
+    data-dependent values (the output-bias prior) that replace sampling, so replaying the
     record reproduces the weights without data.
     """
 
@@ -79,11 +80,12 @@ class Record:
     zero_rows: tuple[int, ...] = ()
     scale: float = 1.0
     notes: tuple[str, ...] = ()
+    values: tuple[float, ...] | None = None
 
     @property
     def kept(self) -> bool:
         """No rule matched: the parameter keeps all its values."""
-        return self.init is None and not self.blocks
+        return self.init is None and not self.blocks and self.values is None
 
     def sample(
         self,
@@ -99,12 +101,18 @@ class Record:
         when only some blocks of a fused parameter have a rule and the others keep their values.
         ``out`` is a tensor of the region's shape to write the values into.
         """
-        if self.kept or self.key is None:
+        if self.kept:
             raise ConfigError(f"parameter {self.path!r} keeps its values; there is nothing to"
                               " sample")
         norm = normalize_region(self.shape, region)
         if out is not None:
             dtype, device = out.dtype, out.device
+        if self.values is not None:  # data-dependent values (the output-bias prior)
+            given = torch.tensor(self.values, dtype=torch.float64).reshape(self.shape)[norm]
+            if out is None:
+                return given.to(dtype=dtype, device=device)
+            return out.copy_(given)
+        assert self.key is not None
         if self.init is not None:
             out = self.init.sample(self.shape, self.key, self.fans, norm, dtype, device, out=out)
         elif current is None:
@@ -154,6 +162,7 @@ class Record:
             "zero_rows": list(self.zero_rows),
             "scale": self.scale,
             "notes": list(self.notes),
+            "values": list(self.values) if self.values is not None else None,
         }
 
     @classmethod
@@ -175,13 +184,14 @@ class Record:
             fans=_fans_from_dict(d.get("fans")), std=num(d.get("std")),
             bound=num(d.get("bound")), key=Key(*d["key"]) if d.get("key") else None,
             blocks=blocks, tags=tuple(d.get("tags", ())), zero_rows=tuple(d.get("zero_rows", ())),
-            scale=d.get("scale", 1.0), notes=tuple(d.get("notes", ())))
+            scale=d.get("scale", 1.0), notes=tuple(d.get("notes", ())),
+            values=tuple(d["values"]) if d.get("values") is not None else None)
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide the values (what the digest hashes)."""
         d = self.to_dict()
         return {k: d[k] for k in ("path", "shape", "dtype", "init", "fans", "key", "blocks",
-                                  "zero_rows", "scale")}
+                                  "zero_rows", "scale", "values")}
 
 
 @dataclass(frozen=True)

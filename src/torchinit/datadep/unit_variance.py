@@ -1,12 +1,8 @@
-"""Data-dependent initialization steps whose results are recorded in the manifest.
+"""LSUV: layer-sequential unit-variance initialization (Mishkin & Matas, "All you need is a good
+init", ICLR 2016), recorded in the manifest so it replays without data.
 
-* :func:`lsuv`: layer-sequential unit-variance scaling (Mishkin & Matas, "All you need is a good
-  init", ICLR 2016). Each visited weight's scale factor goes into its manifest record, so
-  ``ti.apply(model, manifest)`` replays the weights bit for bit without data.
-* :func:`output_bias_prior`: the last layer's bias set to the log class priors (Lin et al.,
-  "Focal Loss for Dense Object Detection", ICCV 2017, section 4.1) or the target mean. The
-  values are stored in ``manifest.data["output_bias"]`` and written again by
-  :func:`replay_data_steps`.
+Each visited weight's scale factor goes into its manifest record (``Record.scale``), so
+``ti.apply(model, manifest)`` reproduces the weights bit for bit.
 """
 
 from __future__ import annotations
@@ -14,25 +10,21 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from .apply import apply
-from .diagnostics.batches import Batch, StopForward, call_model, first_tensor, take_batches
-from .diagnostics.predict import DATA_OVERRIDES
-from .errors import ConfigError, PlanError
-from .initializers import Orthogonal, Zeros
-from .plan.manifest import Manifest
-from .plan.plan import Plan
-from .plan.rules import Rule
+from ..apply import apply
+from ..diagnostics.batches import Batch, StopForward, call_model, first_tensor, take_batches
+from ..errors import ConfigError, PlanError
+from ..initializers import Orthogonal, Zeros
+from ..plan.manifest import Manifest, Record
+from ..plan.plan import Plan
+from ..plan.rules import Rule
 
-__all__ = ["lsuv", "output_bias_prior", "replay_data_steps"]
-
-OUTPUT_BIAS = DATA_OVERRIDES[0]
+__all__ = ["lsuv", "VISITED"]
 
 VISITED: tuple[type[nn.Module], ...] = (nn.Linear, nn.modules.conv._ConvNd, nn.RNNBase,
                                         nn.RNNCellBase)
@@ -70,15 +62,17 @@ def _run(model: nn.Module, batches: list[Batch]) -> None:
 
 def _discover(model: nn.Module, batches: list[Batch]) -> list[_Unit]:
     """The weights to scale, in the forward order of their modules' first calls (a weight
-    tied to an earlier one is scaled once, under its canonical path)."""
+    tied to an earlier one is scaled once, under its canonical path; a weight that is not a
+    parameter, such as one computed by a parametrization, is skipped)."""
     paths = {id(p): path for path, p in model.named_parameters()}
     units: dict[int, list[_Unit]] = {}
     handles = []
 
     def seen(module_path: str, module: nn.Module) -> None:
         if id(module) not in units:
-            units[id(module)] = [_Unit(module_path, module, n, paths[id(getattr(module, n))])
-                                 for n in _weight_names(module)]
+            weights = [(n, id(getattr(module, n))) for n in _weight_names(module)]
+            units[id(module)] = [_Unit(module_path, module, n, paths[key])
+                                 for n, key in weights if key in paths]
         for unit in units[id(module)]:
             unit.calls += 1
 
@@ -265,7 +259,7 @@ def lsuv(
 
 
 def _scale(model: nn.Module, unit: _Unit, manifest: Manifest, batches: list[Batch],
-           target_std: float, tol: float, max_iter: int) -> tuple[Any, dict[str, Any]]:
+           target_std: float, tol: float, max_iter: int) -> tuple[Record, dict[str, Any]]:
     """Rescale one weight; return its new record and a JSON-safe summary."""
     param = getattr(unit.module, unit.name)
     record = replace(manifest[unit.path], scale=1.0)
@@ -287,165 +281,3 @@ def _scale(model: nn.Module, unit: _Unit, manifest: Manifest, batches: list[Batc
     details = {"path": unit.path, "module": unit.module_path, "scale": scale, "std": std,
                "iterations": iterations, "converged": converged}
     return replace(record, scale=scale, notes=(*record.notes, note)), details
-
-
-# -- output-bias prior ---------------------------------------------------------------------------
-def _targets(targets: Any) -> torch.Tensor:
-    """A tensor of targets from a tensor/array, or the targets of every batch of a loader."""
-    if isinstance(targets, torch.Tensor):
-        return targets.detach()
-    if isinstance(targets, Iterable) and not isinstance(targets, (str, bytes)):
-        items = list(targets)
-        if items and all(isinstance(b, (tuple, list)) and len(b) > 1 for b in items):
-            return torch.cat([torch.as_tensor(b[1]) for b in items])
-    try:
-        return torch.as_tensor(targets)
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ConfigError(f"output_bias_prior: targets must be a tensor, a sequence of numbers"
-                          f" or a loader of (input, target) batches; got {err}") from None
-
-
-def _last_linear(model: nn.Module, batch: Any) -> str:
-    """Path of the last ``nn.Linear`` called in a forward pass on ``batch`` (or, without a
-    batch, the last one registered)."""
-    linears = [p for p, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ConfigError("output_bias_prior: the model has no nn.Linear; pass layer= (the path"
-                          " of the module whose bias to set)")
-    if batch is None:
-        return linears[-1]
-    called: list[str] = []
-    handles = [module.register_forward_hook(lambda m, args, out, p=path: called.append(p))
-               for path, module in model.named_modules() if isinstance(module, nn.Linear)]
-    try:
-        with torch.no_grad():
-            call_model(model, take_batches(batch, 1, "output_bias_prior")[0].input,
-                       "output_bias_prior")
-    finally:
-        for handle in handles:
-            handle.remove()
-    if not called:
-        raise ConfigError("output_bias_prior: no nn.Linear ran in the forward pass; pass layer=")
-    return called[-1]
-
-
-def _logit(p: torch.Tensor, eps: float) -> torch.Tensor:
-    p = p.clamp(eps, 1 - eps)
-    return torch.log(p) - torch.log1p(-p)
-
-
-def _prior_values(y: torch.Tensor, task: str, outputs: int, eps: float, where: str) -> list[float]:
-    """The bias values: log priors (softmax), logit of the positive rate (one output, or
-    multi-label 0/1 targets of shape (N, outputs)), or the target mean (regression)."""
-    if y.numel() == 0:
-        raise ConfigError(f"{where}: targets are empty")
-    if task == "regression":
-        y = y.double().reshape(y.shape[0], -1)
-        if y.shape[1] != outputs:
-            raise ConfigError(f"{where}: {y.shape[1]} target value(s) per example for a bias of"
-                              f" {outputs}")
-        return y.mean(0).tolist()
-    if y.is_floating_point() and not torch.equal(y, y.round()):
-        raise ConfigError(f"{where}: classification targets must be integer class labels or 0/1"
-                          " multi-label rows; use task='regression' for real-valued targets")
-    y = y.long()
-    if y.dim() == 2 or outputs == 1:
-        if y.dim() == 2 and y.shape[1] != outputs or not bool(((y == 0) | (y == 1)).all()):
-            raise ConfigError(f"{where}: a bias of {outputs} sigmoid output(s) needs 0/1 targets"
-                              f" of shape (N,{'' if outputs == 1 else f' {outputs}'})")
-        return _logit(y.double().reshape(y.shape[0], -1).mean(0), eps).tolist()
-    if y.dim() != 1 or int(y.min()) < 0 or int(y.max()) >= outputs:
-        raise ConfigError(f"{where}: class labels must be a 1-D tensor of ints in [0,"
-                          f" {outputs}) for a bias of {outputs}; got shape {tuple(y.shape)},"
-                          f" range [{int(y.min())}, {int(y.max())}]")
-    prior = torch.bincount(y, minlength=outputs).double() / y.numel()
-    prior = prior.clamp_min(eps)
-    return torch.log(prior / prior.sum()).tolist()
-
-
-def _write(param: torch.Tensor, values: list[float], path: str) -> None:
-    if len(values) != param.numel():
-        raise ConfigError(f"{path}: {len(values)} stored value(s) for a parameter of shape"
-                          f" {tuple(param.shape)}")
-    with torch.no_grad():
-        param.copy_(torch.tensor(values, dtype=torch.float64).reshape(param.shape))
-
-
-def output_bias_prior(
-    model: nn.Module,
-    targets: Any,
-    task: str = "classification",
-    layer: str | None = None,
-    manifest: Manifest | None = None,
-    batch: Any = None,
-    eps: float = 1e-8,
-) -> Manifest:
-    """Set the output layer's bias from the targets, so the untrained model predicts the
-    base rates (Lin et al. 2017 initialize the classifier bias to ``-log((1 - pi) / pi)``).
-
-    * classification, 1-D integer labels and ``C > 1`` outputs: ``b_c = log p_c`` with the
-      class frequencies clipped below at ``eps`` and renormalized, so ``softmax(b) = p``;
-    * classification with one output (0/1 labels), or 0/1 multi-label targets ``(N, C)``:
-      ``b_c = log(pi_c / (1 - pi_c))``, ``pi_c`` clipped to ``[eps, 1 - eps]``, so
-      ``sigmoid(b_c) = pi_c``;
-    * regression: ``b = mean(y)`` per output.
-
-    Args:
-        model: The model; the bias is written in place.
-        targets: Labels or regression targets (tensor or sequence), or a loader of
-            ``(input, target)`` batches (all of it is read).
-        task: ``"classification"`` or ``"regression"``.
-        layer: Path of the module whose ``bias`` to set; default the last ``nn.Linear`` run
-            in a forward pass on ``batch``, or without a batch the last one registered.
-        manifest: The manifest to extend (default ``model.torchinit_manifest``, else one that
-            keeps every parameter).
-        batch: Input for finding the last layer in forward order.
-        eps: Smallest probability before the log.
-
-    Returns:
-        The manifest with the values in ``data["output_bias"][bias_path]`` and a note on the
-        bias record; :func:`replay_data_steps` writes them again after ``ti.apply``.
-
-    Raises:
-        ConfigError: for an unknown task, a layer without bias, or targets that do not fit it.
-    """
-    if task not in ("classification", "regression"):
-        raise ConfigError(f"output_bias_prior: task must be 'classification' or 'regression',"
-                          f" got {task!r}")
-    if not 0 < eps < 0.5:
-        raise ConfigError(f"output_bias_prior: eps must be in (0, 0.5), got {eps!r}")
-    module_path = layer if layer is not None else _last_linear(model, batch)
-    try:
-        module = model.get_submodule(module_path)
-    except AttributeError as err:
-        raise ConfigError(f"output_bias_prior: layer {module_path!r} is not a module of the"
-                          f" model ({err})") from None
-    bias = getattr(module, "bias", None)
-    if not isinstance(bias, nn.Parameter):
-        raise ConfigError(f"output_bias_prior: {module_path!r} ({type(module).__name__}) has no"
-                          " bias parameter to set")
-    path = next(p for p, t in model.named_parameters() if t is bias)
-    where = f"output_bias_prior({path!r})"
-    values = _prior_values(_targets(targets), task, bias.numel(), eps, where)
-    if manifest is None:
-        manifest = getattr(model, "torchinit_manifest", None) or Plan(
-            [], on_unmatched="keep").resolve(model)
-    _write(bias, values, path)
-    record = manifest[path]
-    note = f"output_bias_prior: {task} prior from data, values in data[{OUTPUT_BIAS!r}]"
-    overrides = {**manifest.data.get(OUTPUT_BIAS, {}), path: values}
-    manifest = manifest.replace_record(replace(record, notes=(*record.notes, note)))
-    return replace(manifest, data={**manifest.data, OUTPUT_BIAS: overrides})
-
-
-def replay_data_steps(model: nn.Module, manifest: Manifest) -> None:
-    """Write the values data-dependent steps stored in ``manifest.data`` (the output-bias
-    prior) into ``model``; run it after ``ti.apply(model, manifest)``. LSUV needs no replay
-    step: its scales are in the records, which ``ti.apply`` uses."""
-    params = dict(model.named_parameters())
-    for key in DATA_OVERRIDES:
-        for path, values in manifest.data.get(key, {}).items():
-            if path not in params:
-                raise PlanError(f"manifest.data[{key!r}] names {path!r}, which is not a"
-                                " parameter of this model")
-            _write(params[path], values, path)
