@@ -306,3 +306,30 @@ def test_block_rule_alone_with_keep_writes_only_that_block():
     assert torch.equal(after[:4], before[:4]) and torch.equal(after[8:], before[8:])
     assert "blocks ['i', 'g', 'o'] match no rule" in manifest["bias_ih_l0"].notes[-1]
     assert manifest["weight_ih_l0"].kept
+
+
+def test_unregistered_classes_in_selectors_and_lazy_modules():
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+    model = nn.Sequential(Block())
+    plan = ti.Plan([ti.Rule(type=nn.Linear, within=Block, init="zeros")])
+    manifest = plan.explain(model)  # describing the rule needs no registered name
+    assert manifest["0.fc.weight"].rule_label == "type=Linear within=Block -> zeros"
+    with pytest.raises(PlanError, match="lazy module"):
+        full_plan().explain(nn.Sequential(nn.LazyLinear(3)))
+
+
+def test_registering_a_redefined_class_again_is_allowed():
+    def define():
+        class Cell(nn.Module):
+            pass
+        return Cell
+
+    first, second = define(), define()
+    ti.register_module_type(first, name="RedefinedCell")
+    ti.register_module_type(second, name="RedefinedCell")
+    with pytest.raises(ConfigError, match="already registered"):
+        ti.register_module_type(nn.Linear, name="RedefinedCell")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,25 +80,30 @@ LEGACY = [b for b in PAGE_CONTENT.blocks if b.info == "python legacy"]
 
 
 def _block_ids(blocks: list[Block]) -> list[str]:
+    """Test ids: the section's anchor, numbered from the second example of a section on."""
+    seen: Counter[str] = Counter()
     ids: list[str] = []
     for block in blocks:
         base = slug(block.section) or "preamble"
-        count = sum(1 for i in ids if i == base or i.startswith(base + "-"))
-        ids.append(base if count == 0 else f"{base}-{count + 1}")
+        seen[base] += 1
+        ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
     return ids
 
 
 @pytest.mark.parametrize("block", EXECUTED, ids=_block_ids(EXECUTED))
 def test_example_runs(block: Block) -> None:
     torch.manual_seed(0)
-    code = compile(block.code, f"{PAGE}:{block.line}", "exec")
+    # Leading newlines put the block's lines at their line numbers in the page for tracebacks.
+    code = compile("\n" * block.line + block.code, str(PAGE), "exec")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         exec(code, {"__name__": "recipes_example"})  # noqa: S102 - the page's own examples
 
 
 def test_every_section_has_an_executed_example() -> None:
-    assert len(EXECUTED) >= len(PAGE_CONTENT.sections)
+    sections = PAGE_CONTENT.sections
+    assert len(EXECUTED) >= len(sections), (
+        f"{len(EXECUTED)} ```python examples for {len(sections)} sections")
     with_example = {b.section for b in EXECUTED}
     missing = [s for s in PAGE_CONTENT.sections if s not in with_example]
     assert not missing, f"sections without a ```python example: {missing}"

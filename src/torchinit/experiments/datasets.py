@@ -37,6 +37,12 @@ class Split:
     val_x: torch.Tensor
     val_y: torch.Tensor
 
+    def standardized(self) -> Split:
+        """Both parts shifted and scaled by the training part's pixel mean and std."""
+        std, mean = torch.std_mean(self.train_x)
+        return Split((self.train_x - mean) / std, self.train_y, (self.val_x - mean) / std,
+                     self.val_y)
+
 
 @dataclass(frozen=True)
 class Dataset:

@@ -42,7 +42,9 @@ def register_module_type(cls: type[nn.Module], name: str | None = None) -> type[
         raise ConfigError(f"register_module_type takes an nn.Module subclass, got {cls!r}")
     name = name or cls.__name__
     owner = _BY_NAME.get(name)
-    if owner is not None and owner is not cls:
+    redefined = owner is not None and (owner.__module__, owner.__qualname__) == (
+        cls.__module__, cls.__qualname__)  # the same class defined again (a notebook cell)
+    if owner is not None and owner is not cls and not redefined:
         raise ConfigError(
             f"module type name {name!r} is already registered to {owner.__module__}."
             f"{owner.__qualname__}; pass name= to register {cls.__qualname__} under another name"

@@ -56,6 +56,11 @@ def collect_params(model: nn.Module) -> list[_Param]:
     by_id: dict[int, list[ParamInfo]] = {}
     tensors: dict[int, nn.Parameter] = {}
     for path, p in model.named_parameters(remove_duplicate=False):
+        if isinstance(p, nn.parameter.UninitializedParameter):
+            raise PlanError(
+                f"parameter {path!r} belongs to a lazy module that has not run yet, so it has no"
+                " shape; run a forward pass first, or build the model with"
+                " ti.build(factory, plan, example_inputs=...)")
         owner_path, _, name = path.rpartition(".")
         module = modules[owner_path]
         parts = owner_path.split(".") if owner_path else []

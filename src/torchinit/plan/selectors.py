@@ -148,8 +148,16 @@ class Select:
         return out
 
     def describe(self) -> str:
-        """Short human description, e.g. ``type=Linear name=bias``."""
-        parts = [f"{k}={v}" for k, v in self.to_dict().items()]
+        """Short human description, e.g. ``type=Linear name=bias`` (classes by their names,
+        registered or not)."""
+        fields = {k: getattr(self, k) for k in SELECT_KEYS}
+        parts = []
+        for key, value in fields.items():
+            items = value if isinstance(value, tuple) else (value,)
+            shown = [v if isinstance(v, str) else getattr(v, "__name__", str(v))
+                     for v in items if v is not None]
+            if shown:
+                parts.append(f"{key}={shown[0] if len(shown) == 1 else ','.join(map(str, shown))}")
         return " ".join(parts) if parts else "every parameter"
 
 
