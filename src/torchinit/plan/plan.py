@@ -116,7 +116,9 @@ class Plan:
         return Plan(self.rules, **kw)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Plan) and self.to_dict() == other.to_dict()
+        return isinstance(other, Plan) and (self.rules, self.on_unmatched, self.zero_padding,
+                                            self.name) == (other.rules, other.on_unmatched,
+                                                           other.zero_padding, other.name)
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""
