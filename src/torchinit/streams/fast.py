@@ -175,24 +175,10 @@ def _values(u, v, kind, p):
     for j in range(m):
         uj = u[where[j]]
         x[j] = uj if uj - 0.5 < 0 else 1.0 - uj
-    bits = x.view(np.uint64)
-    mant_bits = np.empty(m, dtype=np.uint64)
-    expo = np.empty(m, dtype=np.float64)
+    neg_log = _split_exponent_apply(x, m, 0)
+    r = _split_exponent_apply(neg_log, m, 1)
     for j in range(m):
-        mant_bits[j] = (bits[j] & _FRACTION) | _HALF_EXPONENT
-        expo[j] = float(np.int32((bits[j] >> np.uint64(52)) & np.uint64(0x7FF))) - 1022.0
-    mant = mant_bits.view(np.float64)
-    r = np.empty(m, dtype=np.float64)
-    for j in range(m):
-        mj, ej = mant[j], expo[j]
-        if mj < SQRT_HALF:
-            mj = mj * 2.0
-            ej = ej - 1.0
-        sj = (mj - 1.0) / (mj + 1.0)
-        log = ej * LN2_HI + (2.0 * sj * _horner(_LOG, sj * sj) + ej * LN2_LO)
-        rj = _sqrt(-log)
-        mid = rj - CONST2
-        r[j] = rj
+        mid = r[j] - CONST2
         x[j] = _horner(_C, mid) / _horner(_D, mid)
     for j in range(m):
         k = where[j]
@@ -203,6 +189,43 @@ def _values(u, v, kind, p):
         if kind == 2:
             z = min(max(z, p[4]), p[5])
         v[k] = p[0] + p[1] * z
+
+
+@njit(inline="always")
+def _split_exponent_apply(x, m, op):
+    """``-log(x[j])`` (op 0) or ``sqrt(x[j])`` (op 1) for ``j < m``, as :func:`_log` and
+    :func:`_sqrt` compute them, with frexp and ldexp done on the bits of arrays: libm's frexp
+    and ldexp do not run in parallel, and these loops vectorize (positive normal inputs)."""
+    bits = x[:m].view(np.uint64)
+    mant_bits = np.empty(m, dtype=np.uint64)
+    expo = np.empty(m, dtype=np.int64)
+    for j in range(m):
+        mant_bits[j] = (bits[j] & _FRACTION) | _HALF_EXPONENT
+        expo[j] = np.int64((bits[j] >> np.uint64(52)) & np.uint64(0x7FF)) - 1022
+    mant = mant_bits.view(np.float64)
+    out = np.empty(m, dtype=np.float64)
+    if op == 0:
+        for j in range(m):
+            mj, ej = mant[j], float(expo[j])
+            if mj < SQRT_HALF:
+                mj = mj * 2.0
+                ej = ej - 1.0
+            sj = (mj - 1.0) / (mj + 1.0)
+            out[j] = -(ej * LN2_HI + (2.0 * sj * _horner(_LOG, sj * sj) + ej * LN2_LO))
+        return out
+    scale_bits = np.empty(m, dtype=np.uint64)
+    for j in range(m):
+        odd = expo[j] & 1
+        mj = mant[j] * 2.0 if odd else mant[j]
+        y = (mj + 1.0) * 0.5
+        for _ in range(NEWTON_STEPS):
+            y = (y + mj / y) * 0.5
+        out[j] = y
+        scale_bits[j] = np.uint64(((expo[j] - odd) >> 1) + 1023) << np.uint64(52)
+    scale = scale_bits.view(np.float64)
+    for j in range(m):
+        out[j] = out[j] * scale[j]
+    return out
 
 
 @njit(inline="always")
