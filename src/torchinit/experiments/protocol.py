@@ -28,6 +28,7 @@ from .schemes import Scheme
 __all__ = ["TrainConfig", "RunResult", "train_run", "steps_per_run"]
 
 OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "linear")
 LSUV_BATCH = 256
 """Training examples LSUV measures the layers' outputs on (the first of the run's order)."""
 _EVAL_CHUNK = 8192
@@ -43,6 +44,8 @@ class TrainConfig:
         optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
         lr: Learning rate.
         momentum: SGD momentum.
+        schedule: ``"constant"`` learning rate, or ``"linear"``: after step ``t`` of ``T`` it is
+            ``lr * (1 - t / T)``, reaching 0 at the end of the run.
         val_fraction: Share of the dataset held out for validation.
         curve_steps: Record the loss of this many first steps (``None``: every step).
         standardize: Shift and scale the pixels by the training part's mean and std.
@@ -53,6 +56,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
+    schedule: str = "constant"
     val_fraction: float = 0.2
     curve_steps: int | None = 100
     standardize: bool = False
@@ -64,6 +68,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
         if not 0.0 <= self.momentum < 1.0:
@@ -160,7 +166,7 @@ def train_run(build: Callable[[], nn.Module], scheme: Scheme, split: Split, conf
         for begin in range(0, n_train, config.batch_size):
             batch = permutation[begin:begin + config.batch_size]
             loss = F.cross_entropy(model(split.train_x[batch]), split.train_y[batch])
-            loss_value, step = float(loss), step + 1
+            loss_value, step = loss.item(), step + 1
             if config.curve_steps is None or len(curve) < config.curve_steps:
                 curve.append(loss_value)
             if math.isnan(loss_value):
@@ -169,6 +175,9 @@ def train_run(build: Callable[[], nn.Module], scheme: Scheme, split: Split, conf
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if config.schedule == "linear":
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * (1.0 - step / total)
             if on_step is not None:
                 on_step(1)
         if diverged_at is not None:

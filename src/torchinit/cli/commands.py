@@ -1,0 +1,166 @@
+"""The reporting commands: ``catalog``, ``presets``, ``explain``, ``inspect`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from .. import presets
+from ..apply import apply
+from ..catalog import catalog_records, format_catalog
+from ..experiments.models import MODELS
+from .common import UsageError, add_command, add_plan_options, parse_shape, plan_from_args
+from .common import print_json
+from .models import MODEL_HELP, model_factory
+
+__all__ = ["register"]
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    records = catalog_records()
+    if args.json:
+        print_json(records)
+    else:
+        print(format_catalog(records))
+    return 0
+
+
+def _summary(name: str) -> str:
+    """The first sentence of a preset's description."""
+    return presets.describe(name).split("\n", 1)[0].removeprefix(f"{name}: ")
+
+
+def _presets(args: argparse.Namespace) -> int:
+    if args.name:
+        text = presets.describe(args.name)
+        if args.json:
+            print_json({"name": args.name, "description": text})
+        else:
+            print(text)
+        return 0
+    records = [{"name": n, "summary": _summary(n)} for n in presets.names()]
+    if args.json:
+        print_json(records)
+    else:
+        width = max(len(r["name"]) for r in records)
+        print("\n".join(f"{r['name']:<{width}}  {r['summary']}" for r in records))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    build = model_factory(args.model)
+    torch.manual_seed(args.seed)
+    model = build()
+    plan = plan_from_args(args) or presets.get("torch")
+    manifest = plan.explain(model, seed=args.seed)
+    if args.digest:
+        print(manifest.digest())
+    elif args.json:
+        print_json({"model": args.model, "plan": plan.name, "seed": args.seed,
+                    "digest": manifest.digest(), "records": manifest.to_records()})
+    else:
+        print(manifest.table())
+        print(f"digest: {manifest.digest()}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from torchinit.diagnostics import inspect
+
+    if args.input_shape is None and args.model not in MODELS:
+        raise UsageError(f"--input-shape is needed for {args.model!r} (built-in models have"
+                         " a default), e.g. --input-shape 64,784")
+    shape = (parse_shape(args.input_shape) if args.input_shape
+             else (256, *MODELS[args.model].input_shape))
+    torch.manual_seed(args.seed)
+    model = model_factory(args.model)()
+    plan = plan_from_args(args)
+    manifest = apply(model, plan, seed=args.seed) if plan is not None else None
+    batch = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
+    report = inspect(model, batch, manifest=manifest, label=args.model, seed=args.seed)
+    print(report.to_json() if args.json else report.table())
+    if args.plot:
+        report.plot(args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ..experiments.bench import backend, run_benchmark
+
+    cases = run_benchmark(args.n, args.repeats)
+    if args.json:
+        print_json({"backend": backend(), "threads": torch.get_num_threads(),
+                    "repeats": args.repeats, "cases": [c.to_dict() for c in cases]})
+        return 0
+    print(f"backend {backend()}, {torch.get_num_threads()} thread(s), n={args.n:,} float32,"
+          f" median of {args.repeats}")
+    rows = [("distribution", "torchinit M/s", "torch op", "torch M/s", "torch time / ours")]
+    rows += [(c.distribution, f"{c.n / c.torchinit_seconds / 1e6:.0f}", c.torch_op,
+              f"{c.n / c.torch_seconds / 1e6:.0f}", f"{c.ratio:.2f}x") for c in cases]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the commands to the ``torchinit`` parser."""
+    cat = add_command(sub, "catalog", "list the initializers, their arguments and formulas",
+                      "List every registered initializer with its arguments and formula.",
+                      "  torchinit catalog\n  torchinit catalog --json")
+    cat.add_argument("--json", action="store_true", help="print JSON records")
+    cat.set_defaults(handler=_catalog)
+
+    pre = add_command(sub, "presets", "list the presets, or describe one",
+                      "List the presets (ready-made plans) with a line each, or show what one"
+                      " does, its options and its source.",
+                      "  torchinit presets\n  torchinit presets gpt2\n  torchinit presets --json")
+    pre.add_argument("name", nargs="?", help="a preset to describe in full")
+    pre.add_argument("--json", action="store_true", help="print JSON")
+    pre.set_defaults(handler=_presets)
+
+    exp = add_command(sub, "explain", "show what a plan does to every parameter of a model",
+                      "Resolve a plan on a model and print, per parameter, the initializer, the"
+                      " fans, the exact std and the winning rule. Nothing is written. Without"
+                      " --preset or --plan the plan is the 'torch' preset (PyTorch's defaults).",
+                      "  torchinit explain mlp --preset keras\n"
+                      "  torchinit explain mymodels.py:build --plan plan.yaml --json\n"
+                      "  torchinit explain mypackage.models:gpt2_small --preset gpt2"
+                      " -o n_layers=12\n"
+                      "  torchinit explain deep-relu --preset general-rule --digest")
+    exp.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    add_plan_options(exp)
+    out = exp.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the manifest as JSON records")
+    out.add_argument("--digest", action="store_true",
+                     help="print only the manifest's digest (equal digests: equal values)")
+    exp.set_defaults(handler=_explain)
+
+    ins = add_command(sub, "inspect", "measure signal propagation through a model",
+                      "Run one forward and backward pass of a standard normal batch and print"
+                      " per layer call the activation and gradient statistics, measured and"
+                      " predicted, with warnings. With --preset or --plan the plan is applied"
+                      " first; otherwise the model is inspected as it was built.",
+                      "  torchinit inspect deep-relu --preset torch\n"
+                      "  torchinit inspect mymodels.py:build --input-shape 64,784"
+                      " --plot report.png\n"
+                      "  torchinit inspect mlp --plan plan.yaml --json")
+    ins.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    ins.add_argument("--input-shape", metavar="SHAPE",
+                     help="shape of the input batch, batch size first, e.g. 64,1,28,28"
+                          " (default for built-in models: 256,1,28,28)")
+    add_plan_options(ins)
+    ins.add_argument("--plot", metavar="FILE", help="also plot the report (.png or .svg)")
+    ins.add_argument("--json", action="store_true", help="print the report as JSON")
+    ins.set_defaults(handler=_inspect)
+
+    ben = add_command(sub, "bench", "time torchinit's samplers against torch's",
+                      "Time uniform, normal and truncated normal sampling of N float32 values,"
+                      " torchinit against torch's in-place samplers in the same run.",
+                      "  torchinit bench\n  torchinit bench --n 100000000 --repeats 5 --json")
+    ben.add_argument("--n", type=int, default=10_000_000, help="values per sample (default 1e7)")
+    ben.add_argument("--repeats", type=int, default=3, help="timed runs per case (default 3)")
+    ben.add_argument("--json", action="store_true", help="print JSON")
+    ben.set_defaults(handler=_bench)
