@@ -11,24 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 
 import torchinit as ti
+from torchinit.experiments.bench import median_seconds
 from torchinit.streams import NormalDist, TruncNormalDist, UniformDist, sample_distribution
-
-
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up (and JIT compilation)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -47,7 +36,7 @@ def main() -> None:
         "torchinit truncated normal": lambda: sample_distribution(
             TruncNormalDist(0, 0.02, -2, 2), key, (n,), out=buf),
     }
-    seconds = {name: _median_seconds(fn, args.repeats) for name, fn in cases.items()}
+    seconds = {name: median_seconds(fn, args.repeats) for name, fn in cases.items()}
     base = seconds["torch uniform_"]
     print(f"threads={torch.get_num_threads()} n={n:.0e} backend="
           f"{os.environ.get('TORCHINIT_BACKEND', 'auto')} (medians of {args.repeats})")
@@ -57,7 +46,7 @@ def main() -> None:
     scaling = {}
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        scaling[threads] = _median_seconds(cases["torchinit normal"], args.repeats)
+        scaling[threads] = median_seconds(cases["torchinit normal"], args.repeats)
     print(f"torchinit normal, 2 threads vs 1: {scaling[1] / scaling[2]:.2f}x")
 
 

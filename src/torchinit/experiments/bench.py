@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..streams import Key, NormalDist, TruncNormalDist, UniformDist, sample_distribution
 from ..streams.backends import fast_available
 
-__all__ = ["BenchCase", "run_benchmark"]
+__all__ = ["BenchCase", "run_benchmark", "median_seconds"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ class BenchCase:
                 "torch_values_per_second": self.n / self.torch_seconds}
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call."""
     fn()
     times = []
     for _ in range(repeats):
@@ -89,7 +90,7 @@ def run_benchmark(n: int = 10_000_000, repeats: int = 3) -> list[BenchCase]:
     )
     results = []
     for name, op, dist, torch_fill in cases:
-        ours = _median_seconds(lambda d=dist: sample_distribution(d, key, (n,), out=out), repeats)
-        theirs = _median_seconds(torch_fill, repeats)
+        ours = median_seconds(lambda d=dist: sample_distribution(d, key, (n,), out=out), repeats)
+        theirs = median_seconds(torch_fill, repeats)
         results.append(BenchCase(name, op, ours, theirs, n))
     return results
