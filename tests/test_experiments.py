@@ -33,6 +33,7 @@ from torchinit.experiments.bench import run_benchmark
 from torchinit.experiments.datasets import FASHION_CLASSES, Dataset
 from torchinit.experiments.idx import read_idx
 from torchinit.experiments.models import MODELS, build_model, deep_mlp
+from torchinit.experiments.protocol import learning_rate
 from torchinit.experiments.stats import mean_interval, t_quantile
 from torchinit.experiments.synthetic import render_digits
 
@@ -261,7 +262,20 @@ def test_zeros_learn_only_the_output_bias(small_split):
     assert run.val_accuracy <= float(majority) + 1e-9
 
 
+def test_linear_schedule_reaches_zero_at_the_end(small_split):
+    config = replace(SMALL, schedule="linear", lr=0.01)
+    assert [learning_rate(config, t, 4) for t in range(5)] == [0.01, 0.0075, 0.005, 0.0025, 0.0]
+    assert learning_rate(SMALL, 3, 4) == SMALL.lr
+    build = MODELS["mlp"].build
+    decayed = train_run(build, SCHEMES["kaiming"], small_split, config, seed=0)
+    constant = train_run(build, SCHEMES["kaiming"], small_split, replace(config,
+                         schedule="constant"), seed=0)
+    assert decayed.curve[:2] == constant.curve[:2] and decayed.curve != constant.curve
+
+
 def test_train_config_validation():
+    with pytest.raises(ConfigError, match="schedule"):
+        TrainConfig(schedule="cosine")
     with pytest.raises(ConfigError, match="optimizer"):
         TrainConfig(optimizer="rmsprop")
     with pytest.raises(ConfigError, match="epochs"):

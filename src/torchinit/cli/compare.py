@@ -17,7 +17,7 @@ from ..experiments import (
     run_comparison,
     write_outputs,
 )
-from ..experiments.protocol import OPTIMIZERS
+from ..experiments.protocol import OPTIMIZERS, SCHEDULES
 from .common import UsageError, add_command
 from .models import MODEL_HELP, model_factory
 
@@ -29,7 +29,8 @@ accuracy (mean and 95% Student-t interval), the last batch's training loss and t
 curves. The default experiment is the classic protocol: MLP 784-256-128-10 with ReLU and
 Dropout(0.2), Adam (lr 1e-3), 2 epochs, batches of 100, an 80/20 split, biases zero. The
 depth experiments train plain deep networks (30-layer ReLU, 100-layer tanh) for one epoch of
-SGD with momentum, and add a diagnostics report of each initial network.
+SGD with momentum (learning rate decaying linearly to 0), and add a diagnostics report of
+each initial network.
 
 Initializations (--init, comma-separated): a built-in scheme (see --list-inits), a preset
 name or a plan file. The default dataset is rendered by the package itself (offline; the
@@ -83,7 +84,8 @@ def _compare(args: argparse.Namespace) -> int:
     schemes = [s.name for s in parse_schemes(args.init)] if args.init else None
     model = (args.model, model_factory(args.model)) if args.model else None
     panels = experiment_panels(args.experiment, schemes, model, epochs=args.epochs,
-                               batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer)
+                               batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                               schedule=args.schedule)
     dataset = load_dataset(args.dataset, args.data_dir, args.limit)
     seeds = args.seeds or DEFAULT_SEEDS[args.experiment]
     comparison = run_comparison(args.experiment, dataset, panels, seeds, args.seed,
@@ -127,6 +129,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("--batch-size", type=_positive_int, help="replace the batch size")
     cmp.add_argument("--lr", type=_positive_float, help="replace the learning rate")
     cmp.add_argument("--optimizer", choices=OPTIMIZERS, help="replace the optimizer")
+    cmp.add_argument("--schedule", choices=SCHEDULES,
+                     help="replace the learning-rate schedule (linear: decays to 0 over the run)")
     cmp.add_argument("--limit", type=_positive_int, metavar="N",
                      help="use only the first N examples of the dataset (quick runs)")
     cmp.add_argument("--out", metavar="DIR",

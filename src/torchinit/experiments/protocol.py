@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from .datasets import Split
 from .schemes import Scheme
 
-__all__ = ["TrainConfig", "RunResult", "train_run", "steps_per_run"]
+__all__ = ["TrainConfig", "RunResult", "train_run", "steps_per_run", "learning_rate"]
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "linear")
@@ -110,6 +110,13 @@ def steps_per_run(n_train: int, config: TrainConfig) -> int:
     return config.epochs * math.ceil(n_train / config.batch_size)
 
 
+def learning_rate(config: TrainConfig, step: int, total: int) -> float:
+    """The learning rate after ``step`` of ``total`` steps under ``config.schedule``."""
+    if config.schedule == "linear":
+        return config.lr * (1.0 - step / total)
+    return config.lr
+
+
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -175,9 +182,9 @@ def train_run(build: Callable[[], nn.Module], scheme: Scheme, split: Split, conf
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if config.schedule == "linear":
+            if config.schedule != "constant":
                 for group in optimizer.param_groups:
-                    group["lr"] = config.lr * (1.0 - step / total)
+                    group["lr"] = learning_rate(config, step, total)
             if on_step is not None:
                 on_step(1)
         if diverged_at is not None:

@@ -111,7 +111,8 @@ class PanelResult:
     def headline(self) -> str:
         c = self.panel.config
         optimizer = f"{c.optimizer} lr {c.lr:g}" + (
-            f" momentum {c.momentum:g}" if c.optimizer == "sgd" else "")
+            f" momentum {c.momentum:g}" if c.optimizer == "sgd" else "") + (
+            f" {c.schedule} decay" if c.schedule != "constant" else "")
         return (f"{self.panel.title} [{self.panel.model}]: {self.n_train} train /"
                 f" {self.n_val} val, {optimizer}, batch {c.batch_size}, {c.epochs} epoch(s)")
 

@@ -13,9 +13,10 @@ configuration and the schemes to compare on it).
   Matas, "All you need is a good init", ICLR 2016), which rescales each layer to unit output
   std on a batch: a deep network without normalization layers trains from its start.
 
-The depth panels train one epoch with SGD (momentum 0.9; learning rate 0.002 for the ReLU
-networks, 0.005 for the tanh one) on standardized pixels, and record the loss of every step and
-a diagnostics report (:func:`torchinit.inspect`) of each scheme's initial network.
+The depth panels train one epoch with SGD (momentum 0.9; learning rate 0.004 for the ReLU
+networks, 0.01 for the tanh one, decaying linearly to 0 over the epoch) on standardized pixels,
+and record the loss of every step and a diagnostics report (:func:`torchinit.inspect`) of each
+scheme's initial network.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ class Panel:
 
 PROTOCOL = Panel("protocol", "MLP 784-256-128-10, Adam, 2 epochs", "mlp", MODELS["mlp"].build,
                  TrainConfig(), DEFAULT_SCHEMES)
-RELU_CONFIG = TrainConfig(epochs=1, batch_size=100, optimizer="sgd", lr=0.002, momentum=0.9,
-                          curve_steps=None, standardize=True)
-TANH_CONFIG = replace(RELU_CONFIG, lr=0.005)
+RELU_CONFIG = TrainConfig(epochs=1, batch_size=100, optimizer="sgd", lr=0.004, momentum=0.9,
+                          schedule="linear", curve_steps=None, standardize=True)
+TANH_CONFIG = replace(RELU_CONFIG, lr=0.01)
 DEPTH_RELU = Panel("depth-relu", "plain 30-layer ReLU MLP, SGD + momentum, 1 epoch", "deep-relu",
                    MODELS["deep-relu"].build, RELU_CONFIG, ("xavier", "kaiming"), diagnose=True)
 DEPTH_TANH = Panel("depth-tanh", "plain 100-layer tanh MLP, SGD + momentum, 1 epoch",
