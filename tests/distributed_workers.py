@@ -160,3 +160,46 @@ def partial_is_rejected(rank: int, world: int, port: int) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def fsdp_failure_leaves_the_meta_model(rank: int, world: int, port: int) -> None:
+    """A failure while sampling a shard, or while swapping the real shards into the parameters,
+    leaves every parameter the same (meta) object; a later materialize then works."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from torchinit.plan.manifest import Record
+
+    _setup(rank, world, port)
+    try:
+        mesh = init_device_mesh("cpu", (world,))
+        with torch.device("meta"):
+            model = Uneven()
+        fully_shard(model, mesh=mesh)
+        before = [(path, id(p)) for path, p in model.named_parameters()]
+        for owner, name, k in ((Record, "sample", 3), (torch.utils, "swap_tensors", 4)):
+            original = getattr(owner, name)
+            calls = [0]
+
+            def failing(*args, original=original, calls=calls, **kwargs):
+                calls[0] += 1
+                if calls[0] == k:
+                    raise KeyboardInterrupt
+                return original(*args, **kwargs)
+
+            setattr(owner, name, failing)
+            try:
+                ti.materialize(model, plan(), seed=7)
+            except KeyboardInterrupt:
+                pass
+            else:
+                raise AssertionError(f"the failure in {name} was not raised")
+            finally:
+                setattr(owner, name, original)
+            assert [(path, id(p)) for path, p in model.named_parameters()] == before
+            assert all(p.device.type == "meta" for p in model.parameters()), name
+        ti.materialize(model, plan(), seed=7)
+        _check_against_single_process(model, ti.build(Uneven, plan(), seed=7))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()

@@ -66,8 +66,9 @@ def test_one_fill_in_several_operations_is_one_pass():
     assert audit.report().ok
 
 
-def test_writes_through_numpy_are_seen():
-    """The compiled CPU sampler fills ``out=`` tensors through NumPy, invisible to torch ops."""
+def test_writes_through_raw_pointers_are_seen():
+    """The compiled CPU core fills ``out=`` tensors through their address, invisible to torch
+    ops."""
     with torch.device("meta"):
         model = nn.Sequential(nn.Linear(128, 128), nn.Linear(128, 128))  # >= 4096 elements
     manifest = PLAN.explain(model)

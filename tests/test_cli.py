@@ -216,8 +216,8 @@ def test_inspect_file_model_needs_an_input_shape(model_file):
     ok = invoke("inspect", f"{model_file}:build", "--input-shape", "32,784", "--json")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["layers"][0]["shape"][0] == 32
-    assert_one_line_error(invoke("inspect", f"{model_file}:build", "--input-shape", "32,a"), 1,
-                          "input shape '32,a'")
+    assert_one_line_error(invoke("inspect", f"{model_file}:build", "--input-shape", "32,a"), 2,
+                          "--input-shape '32,a'")
 
 
 # -- compare ------------------------------------------------------------------------------------

@@ -56,3 +56,7 @@ def test_two_d_mesh():
 
 def test_partial_placement_is_rejected_on_every_rank():
     _run(workers.partial_is_rejected, 2)
+
+
+def test_fsdp2_materialize_is_all_or_nothing():
+    _run(workers.fsdp_failure_leaves_the_meta_model, 2)

@@ -297,7 +297,6 @@ def test_integer_tensors_raise_dtype_error(dtype):
 
 
 @pytest.mark.parametrize("call", [
-    lambda: init.uniform_(torch.empty(3), 1.0, 1.0),
     lambda: init.uniform_(torch.empty(3), 2.0, 1.0),
     lambda: init.sparse_(torch.empty(4, 3, 2), 0.1),
     lambda: init.dirac_(torch.empty(5, 3, 3), groups=2),
@@ -306,7 +305,7 @@ def test_integer_tensors_raise_dtype_error(dtype):
     lambda: init.eye_(torch.empty(3, 3, 3)),
     lambda: init.eye_(torch.empty(3)),
     lambda: init.kaiming_normal_(torch.empty(3, 3), mode="fan_avg"),
-], ids=["uniform_a_eq_b", "uniform_a_gt_b", "sparse_3d", "dirac_groups", "dirac_2d", "dirac_6d",
+], ids=["uniform_a_gt_b", "sparse_3d", "dirac_groups", "dirac_2d", "dirac_6d",
         "eye_3d", "eye_1d", "kaiming_mode"])
 def test_invalid_arguments_raise_torchinit_value_errors(call):
     with pytest.raises(InitializerError) as info:
@@ -397,3 +396,86 @@ def test_non_contiguous_views_write_through(name, kwargs):
     view = base.transpose(0, 1)
     assert getattr(init, name)(view, **kwargs) is view
     assert torch.isfinite(base).all()
+
+
+# --- torch's fan helpers, a == b, 0-d tensor arguments -------------------------------------------
+
+@pytest.mark.parametrize("shape", [(2, 3), (4, 3, 5), (2, 3, 4, 5), (6, 2, 1, 3, 2), (0, 3),
+                                   (3, 0, 2)])
+def test_fan_helpers_match_torch(shape):
+    tensor = torch.empty(shape)
+    assert init._calculate_fan_in_and_fan_out(tensor) == tinit._calculate_fan_in_and_fan_out(
+        tensor)
+    for mode in ("fan_in", "fan_out", "FAN_IN", "Fan_Out"):
+        assert init._calculate_correct_fan(tensor, mode) == tinit._calculate_correct_fan(
+            tensor, mode)
+
+
+@pytest.mark.parametrize("call", [
+    lambda f: f._calculate_fan_in_and_fan_out(torch.empty(3)),
+    lambda f: f._calculate_fan_in_and_fan_out(torch.empty(())),
+    lambda f: f._calculate_correct_fan(torch.empty(2, 3), "fan_avg"),
+    lambda f: f._calculate_correct_fan(torch.empty(3), "fan_in"),
+], ids=["1d", "0d", "mode", "mode_1d"])
+def test_fan_helpers_fail_where_torch_does(call):
+    with pytest.raises(ValueError) as theirs:
+        call(tinit)
+    with pytest.raises(InitializerError) as ours:
+        call(init)
+    assert isinstance(ours.value, ValueError) and str(theirs.value) in str(ours.value)
+
+
+@pytest.mark.parametrize("a,b", [(-0.0, 0.0), (0, 0), (5.0, 5.0), (-2.5, -2.5)])
+def test_uniform_with_equal_bounds_fills_like_torch(a, b):
+    ours, theirs = init.uniform_(torch.empty(3, 4), a, b), tinit.uniform_(torch.empty(3, 4), a, b)
+    assert torch.equal(ours.view(torch.int32), theirs.view(torch.int32))  # -0.0 stays -0.0
+
+
+def test_torch_layers_built_with_torchinit_functional(monkeypatch):
+    """nn.Linear's reset_parameters calls kaiming_uniform_, _calculate_fan_in_and_fan_out and
+    uniform_(bias, -bound, bound), with bound 0 for nn.Linear(0, n)."""
+    monkeypatch.setattr(torch.nn.modules.linear, "init", init)
+    monkeypatch.setattr(torch.nn.modules.conv, "init", init)
+    with pytest.warns(UserWarning, match="zero-element"):
+        empty = torch.nn.Linear(0, 5)
+    assert torch.equal(empty.bias, torch.zeros(5))
+    layer = torch.nn.Linear(16, 4)
+    assert layer.bias.abs().max() <= 1 / 4 and layer.weight.abs().max() <= 1 / 4
+    conv = torch.nn.Conv2d(3, 8, 3)
+    assert conv.weight.abs().max() <= 1 / math.sqrt(27)
+
+
+SCALAR_ARGUMENTS = [
+    ("uniform_", {"a": -0.5, "b": 0.25}),
+    ("normal_", {"mean": 0.5, "std": 0.25}),
+    ("trunc_normal_", {"mean": 0.5, "std": 2.0, "a": -1.0, "b": 3.0}),
+    ("constant_", {"val": 0.75}),
+    ("xavier_uniform_", {"gain": 1.5}),
+    ("xavier_normal_", {"gain": 0.5}),
+    ("orthogonal_", {"gain": 2.0}),
+    ("sparse_", {"sparsity": 0.5, "std": 0.25}),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", SCALAR_ARGUMENTS)
+def test_zero_dim_tensor_arguments_are_accepted_where_torch_accepts_them(name, kwargs):
+    as_tensors = {k: torch.tensor(v) for k, v in kwargs.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's trunc_normal_ warns about new_tensor
+        getattr(tinit, name)(torch.empty(6, 4), **as_tensors)  # torch takes them
+    torch.manual_seed(3)
+    expected = getattr(init, name)(torch.empty(6, 4), **kwargs)
+    torch.manual_seed(3)
+    got = getattr(init, name)(torch.empty(6, 4), **as_tensors)
+    assert torch.equal(got, expected)
+
+
+def test_tensor_arguments_torch_rejects_are_rejected():
+    with pytest.raises(TypeError):
+        tinit.normal_(torch.empty(3), std=torch.tensor([0.5]))
+    with pytest.raises(TypeError, match=r"0-d tensor, got a tensor of shape \(1,\)"):
+        init.normal_(torch.empty(3), std=torch.tensor([0.5]))
+    torch.manual_seed(0)
+    a = init.orthogonal_(torch.empty(3, 3), gain=torch.tensor([2.0]))  # torch takes this one
+    torch.manual_seed(0)
+    assert torch.equal(a, init.orthogonal_(torch.empty(3, 3), gain=2.0))

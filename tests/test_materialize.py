@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from torch import nn
 
 import torchinit as ti
-from torchinit.errors import DTypeError, PlanError
+from torchinit.errors import ConfigError, DTypeError, PlanError
 
 from .zoo import Everything, TiedLM, full_plan
 
@@ -206,3 +208,79 @@ def test_kept_parameters_get_torch_defaults_on_meta():
 
     with pytest.raises(PlanError, match="no values to keep"):
         ti.build(Unknown, ti.Plan([], on_unmatched="keep"))
+
+
+def test_builds_on_several_threads_leave_no_patch_behind():
+    """Two builds overlap (the first to start ends first); meanwhile a third thread constructs
+    an ordinary nn.Linear, which gets real weights; afterwards nothing is patched."""
+    register = nn.Module.register_parameter
+    both_inside = threading.Barrier(3, timeout=30)
+    release = {"a": threading.Event(), "b": threading.Event()}
+    results: dict[str, object] = {}
+
+    def build(name: str) -> None:
+        def factory() -> nn.Module:
+            model = nn.Linear(3, 4)
+            both_inside.wait()
+            release[name].wait(30)
+            return model
+
+        try:
+            results[name] = ti.build(factory, PLAN, seed=5)
+        except BaseException as err:  # reported by the main thread
+            results[name] = err
+
+    def plain() -> None:
+        both_inside.wait()
+        results["plain"] = nn.Linear(3, 4)
+
+    threads = {name: threading.Thread(target=build, args=(name,)) for name in ("a", "b")}
+    threads["plain"] = threading.Thread(target=plain)
+    for thread in threads.values():
+        thread.start()
+    threads["plain"].join(30)
+    release["a"].set()
+    threads["a"].join(30)
+    release["b"].set()
+    threads["b"].join(30)
+    assert results["plain"].weight.device.type == "cpu"  # type: ignore[union-attr]
+    reference = nn.Linear(3, 4)
+    ti.apply(reference, PLAN, seed=5)
+    for name in ("a", "b"):
+        model = results[name]
+        assert isinstance(model, nn.Linear), model
+        assert torch.equal(model.weight, reference.weight), name
+    assert nn.Module.register_parameter is register
+    assert nn.Linear(2, 2).weight.device.type == "cpu"
+
+
+def test_a_failing_factory_leaves_no_patch_behind():
+    register = nn.Module.register_parameter
+
+    def factory() -> nn.Module:
+        nn.Linear(2, 2)
+        raise ValueError("broken factory")
+
+    with pytest.raises(PlanError, match="broken factory"):
+        ti.build(factory, PLAN)
+    assert nn.Module.register_parameter is register
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 7, reason="this machine has a cuda:7")
+def test_a_device_this_machine_lacks_fails_before_anything_is_built():
+    calls = []
+
+    def factory() -> nn.Module:
+        calls.append(1)
+        return nn.Linear(2, 2)
+
+    with pytest.raises(ConfigError, match="'cuda:7' is not available"):
+        ti.build(factory, PLAN, device="cuda:7")
+    assert calls == []
+    with torch.device("meta"):
+        model = nn.Linear(2, 2)
+    with pytest.raises(ConfigError, match="cuda:7"):
+        ti.materialize(model, PLAN, device="cuda:7")
+    assert model.weight.is_meta
+    with pytest.raises(ConfigError, match="not a torch device"):
+        ti.build(factory, PLAN, device="gpu please")

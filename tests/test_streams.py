@@ -67,8 +67,8 @@ def test_key_validation_and_children():
         ti.Key("0", "x")  # type: ignore[arg-type]
     with pytest.raises(InitializerError):
         ti.Key(True, "x")
-    assert ti.Key(1, "w").child("f") == ti.Key(1, "w#f")
-    assert ti.Key(1, "w").words != ti.Key(1, "w#f").words != ti.Key(2, "w").words
+    assert ti.Key(1, "w").child("f") == ti.Key(1, "w", ("f",))
+    assert ti.Key(1, "w").words != ti.Key(1, "w").child("f").words != ti.Key(2, "w").words
 
 
 def test_uniform53_is_pinned_and_open():

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .errors import FanError, InitializerError
+from .errors import FanError, InitializerError, short_repr
 
 __all__ = ["Block", "Fans", "torch_fans"]
 
@@ -55,7 +55,7 @@ class Fans:
         for name in ("fan_in", "fan_out", "receptive_field"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise FanError(f"Fans.{name} must be a non-negative int, got {value!r}")
+                raise FanError(f"Fans.{name} must be a non-negative int, got {short_repr(value)}")
 
     @property
     def fan_avg(self) -> float:
@@ -70,7 +70,7 @@ class Fans:
             return float(self.fan_out)
         if mode == "fan_avg":
             return self.fan_avg
-        raise InitializerError(f"fan mode must be one of {FAN_MODES}, got {mode!r}")
+        raise InitializerError(f"fan mode must be one of {FAN_MODES}, got {short_repr(mode)}")
 
     def to_dict(self) -> dict:
         """JSON-safe description (used by manifests)."""

@@ -53,7 +53,10 @@ POISON: dict[int, tuple[torch.dtype, int]] = {
 
 _ALLOCATIONS = frozenset({"empty", "empty_like", "empty_strided", "new_empty",
                           "new_empty_strided", "empty_permuted"})
-_EXPORTS = (torch.Tensor.numpy, torch.Tensor.__array__, torch.Tensor.__dlpack__)
+# Ways a tensor's memory leaves torch's sight: the compiled sampling core writes through the
+# address ``data_ptr`` gives it, other code through NumPy or DLPack.
+_EXPORTS = (torch.Tensor.numpy, torch.Tensor.__array__, torch.Tensor.__dlpack__,
+            torch.Tensor.data_ptr)
 
 StorageKey = tuple[str, int]
 

@@ -9,7 +9,10 @@ would work instead.
 from __future__ import annotations
 
 import difflib
+import math
+import reprlib
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "TorchinitError",
@@ -19,7 +22,10 @@ __all__ = [
     "UnknownNameError",
     "ConfigError",
     "PlanError",
+    "WriteError",
+    "ArgumentTypeError",
     "describe_target",
+    "short_repr",
 ]
 
 
@@ -48,6 +54,16 @@ class PlanError(ConfigError):
     parameters they match, bad plan files. Raised before any tensor is written."""
 
 
+class WriteError(PlanError):
+    """Tensors cannot receive a manifest's values: meta, inference-mode or self-overlapping
+    storage, a dtype that cannot hold the values. Raised before any tensor is written, naming
+    every offender."""
+
+
+class ArgumentTypeError(TorchinitError, TypeError):
+    """An argument of the wrong type, e.g. a string where a model is expected."""
+
+
 class UnknownNameError(ConfigError, KeyError):
     """A name that is not in a registry; the message lists close matches."""
 
@@ -55,8 +71,11 @@ class UnknownNameError(ConfigError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def suggest(name: str, known: Iterable[str]) -> str:
-    """Return a ``" Did you mean ...?"`` suffix listing close matches of ``name``, or ``""``."""
+def suggest(name: object, known: Iterable[str]) -> str:
+    """Return a ``" Did you mean ...?"`` suffix listing close matches of ``name``, or ``""``
+    (always ``""`` for a value that is not a string of a plausible name's length)."""
+    if not isinstance(name, str) or len(name) > SHORT_REPR_LIMIT:
+        return ""
     matches = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
     if not matches:
         return ""
@@ -73,3 +92,39 @@ def describe_target(
     if initializer is not None:
         what += f" with {initializer!r}"
     return what
+
+
+class _ShortRepr(reprlib.Repr):
+    """``reprlib`` limits, and integers too long for ``str`` shown by their size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxlist, self.maxtuple, self.maxdict = 3, 6, 6, 4
+        self.maxset = self.maxfrozenset = 6
+        self.maxstring, self.maxlong, self.maxother = 60, 40, 60
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:  # also beyond sys.get_int_max_str_digits(): no str()
+            digits = math.floor((x.bit_length() - 1) * math.log10(2)) + 1
+            return f"<{'negative ' if x < 0 else ''}int of about {digits} digits>"
+        return super().repr_int(x, level)
+
+
+_SHORT = _ShortRepr()
+SHORT_REPR_LIMIT = 80
+"""The longest quote of a user value in a message (characters)."""
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to at most :data:`SHORT_REPR_LIMIT` characters, in time and memory
+    bounded by that length whatever ``value`` is (a nested YAML alias bomb, a 10**5000).
+
+    Messages quote user values through this helper, never with ``{value!r}``.
+    """
+    try:
+        text = _SHORT.repr(value)
+    except Exception:  # a user object whose repr fails
+        text = f"<{type(value).__name__} object>"
+    if len(text) > SHORT_REPR_LIMIT:
+        text = text[: SHORT_REPR_LIMIT - 3] + "..."
+    return text

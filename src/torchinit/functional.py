@@ -23,8 +23,13 @@ Differences from ``torch.nn.init``:
   :class:`~torchinit.errors.FanError` for ``xavier_uniform_`` on a 1-D tensor and
   :class:`~torchinit.errors.DTypeError` for integer or bool tensors (also for ``zeros_``,
   ``ones_``, ``constant_``, ``eye_`` and ``dirac_``, which torch fills for any dtype).
-  Arguments are validated by the catalog: ``uniform_`` needs ``a < b``, ``constant_`` a
-  value that is not NaN (+-inf is fine, for masks).
+  Arguments are validated by the catalog: ``uniform_`` needs ``a <= b`` (``a == b`` fills
+  with ``a``, as torch does), ``constant_`` a value that is not NaN (+-inf is fine, for
+  masks). Numbers may be 0-d tensors (``std=torch.tensor(0.02)``) wherever torch accepts them.
+* **Values beyond the dtype's range are an error**, before anything is written
+  (``normal_(half_tensor, 0, 1e6)``; a normal counts as reaching ``|mean| + 10 std``).
+* ``_calculate_fan_in_and_fan_out`` and ``_calculate_correct_fan`` are torch's helpers, with
+  the same results and torchinit's errors (``ValueError`` subclasses).
 * **Zero-element tensors** are checked, then left untouched with a warning
   ("Initializing zero-element tensors is a no-op") by every function, not only by torch's
   ``kaiming_*_``. Meta tensors are checked and returned unchanged.
@@ -36,6 +41,7 @@ Differences from ``torch.nn.init``:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -43,6 +49,7 @@ from typing import ParamSpec, TypeVar
 import torch
 from torch import Tensor
 
+from .errors import ArgumentTypeError, FanError, InitializerError
 from .gains import calculate_gain
 from .initializers import (
     Constant,
@@ -61,6 +68,7 @@ from .initializers import (
     XavierUniform,
     Zeros,
 )
+from .plan.write import fill
 from .streams import Key
 
 __all__ = [
@@ -111,14 +119,6 @@ def _draw_seed(tensor: Tensor, generator: torch.Generator | None) -> int:
     return int(torch.randint(0, 2**63 - 1, (), generator=generator, device=device).item())
 
 
-def _validate(tensor: Tensor, initializer: Initializer) -> None:
-    """Run the catalog's checks (dtype, rank, fans, shape) for ``tensor`` without sampling.
-
-    It runs before the seed is drawn, so a call that fails leaves torch's RNG untouched.
-    """
-    initializer.check(tensor.shape, tensor.dtype)
-
-
 def _fill(
     tensor: Tensor,
     initializer: Initializer,
@@ -126,7 +126,7 @@ def _fill(
     *,
     random: bool = True,
 ) -> Tensor:
-    """Fill ``tensor`` in place with ``initializer`` and return it.
+    """Fill ``tensor`` in place with ``initializer`` (through the one writer) and return it.
 
     Args:
         tensor: The tensor to fill (any floating dtype and device; may require grad).
@@ -136,18 +136,54 @@ def _fill(
 
     Returns:
         ``tensor``.
+
+    Every check (dtype, rank, fans, shape, writable storage, values within the dtype's range)
+    runs before the seed is drawn, so a call that fails leaves torch's RNG untouched.
     """
-    _validate(tensor, initializer)
-    if tensor.is_meta:
-        return tensor
-    if tensor.numel() == 0:
-        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
-        return tensor
-    key = Key(_draw_seed(tensor, generator)) if random else _FIXED_KEY
-    values = initializer.sample(tensor.shape, key, dtype=tensor.dtype, device=tensor.device)
-    with torch.no_grad():
-        tensor.copy_(values)
-    return tensor
+    key = (lambda: Key(_draw_seed(tensor, generator))) if random else _FIXED_KEY
+    return fill(tensor, initializer, key)
+
+
+def _number(value: float | Tensor, name: str, one_element: bool = False) -> float:
+    """A Python number from a number or, as torch accepts, a 0-d tensor (``one_element``:
+    any one-element tensor, where torch only does arithmetic with the argument)."""
+    if isinstance(value, Tensor):
+        if value.dim() == 0 or (one_element and value.numel() == 1):
+            return value.item()
+        raise ArgumentTypeError(f"{name} must be a number or a 0-d tensor, got a tensor of"
+                                f" shape {tuple(value.shape)}")
+    return value
+
+
+# -- torch's fan helpers ------------------------------------------------------------------------
+def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` by torch's axis-order rule, exactly as ``torch.nn.init``'s helper:
+    ``fan_in = shape[1] * prod(shape[2:])``, ``fan_out = shape[0] * prod(shape[2:])``.
+
+    Raises:
+        FanError: (a ValueError) for tensors with fewer than 2 dimensions.
+    """
+    if tensor.dim() < 2:
+        raise FanError(f"Fan in and fan out can not be computed for tensor with fewer than 2"
+                       f" dimensions (got shape {tuple(tensor.shape)}); use torchinit.fans(module,"
+                       " name) for a layer's semantic fans")
+    receptive_field = math.prod(tensor.shape[2:])
+    return tensor.size(1) * receptive_field, tensor.size(0) * receptive_field
+
+
+def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
+    """The fan ``mode`` selects (``"fan_in"`` or ``"fan_out"``, any case), as torch's helper.
+
+    Raises:
+        InitializerError: (a ValueError) for another mode; FanError for fewer than 2
+            dimensions.
+    """
+    mode = mode.lower()
+    valid_modes = ["fan_in", "fan_out"]
+    if mode not in valid_modes:
+        raise InitializerError(f"Mode {mode} not supported, please use one of {valid_modes}")
+    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    return fan_in if mode == "fan_in" else fan_out
 
 
 # -- elementwise distributions ------------------------------------------------------------------
@@ -164,16 +200,19 @@ def uniform_(
     Args:
         tensor: An n-dimensional floating tensor.
         a: Lower bound.
-        b: Upper bound; must exceed ``a``.
+        b: Upper bound; ``>= a`` (``a == b`` fills with ``a``).
         generator: Torch generator the stream seed is drawn from.
 
     Returns:
         ``tensor``, filled in place.
 
     Raises:
-        InitializerError: if ``a >= b`` or a bound is not finite.
+        InitializerError: if ``a > b`` or a bound is not finite.
         DTypeError: for integer or bool tensors.
     """
+    a, b = _number(a, "a"), _number(b, "b")
+    if a == b and math.isfinite(a):  # torch's U(a, a): every value is a (no seed is drawn)
+        return _fill(tensor, Constant(value=a), random=False)
     return _fill(tensor, Uniform(low=a, high=b), generator)
 
 
@@ -194,7 +233,8 @@ def normal_(
     Returns:
         ``tensor``, filled in place.
     """
-    return _fill(tensor, Normal(mean=mean, stddev=std), generator)
+    return _fill(tensor, Normal(mean=_number(mean, "mean"), stddev=_number(std, "std")),
+                 generator)
 
 
 def trunc_normal_(
@@ -223,7 +263,9 @@ def trunc_normal_(
     Returns:
         ``tensor``, filled in place.
     """
-    return _fill(tensor, TruncatedNormal(mean=mean, stddev=std, a=a, b=b), generator)
+    init = TruncatedNormal(mean=_number(mean, "mean"), stddev=_number(std, "std"),
+                           a=_number(a, "a"), b=_number(b, "b"))
+    return _fill(tensor, init, generator)
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
@@ -236,8 +278,7 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
     Returns:
         ``tensor``, filled in place.
     """
-    value = val.item() if isinstance(val, Tensor) else val
-    return _fill(tensor, Constant(value=value), random=False)
+    return _fill(tensor, Constant(value=_number(val, "val")), random=False)
 
 
 def ones_(tensor: Tensor) -> Tensor:
@@ -325,7 +366,7 @@ def xavier_uniform_(
     Raises:
         FanError: (a ValueError) for tensors with fewer than 2 dimensions.
     """
-    return _fill(tensor, XavierUniform(gain=gain), generator)
+    return _fill(tensor, XavierUniform(gain=_number(gain, "gain")), generator)
 
 
 def xavier_normal_(
@@ -348,7 +389,7 @@ def xavier_normal_(
     Raises:
         FanError: (a ValueError) for tensors with fewer than 2 dimensions.
     """
-    return _fill(tensor, XavierNormal(gain=gain), generator)
+    return _fill(tensor, XavierNormal(gain=_number(gain, "gain")), generator)
 
 
 def kaiming_uniform_(
@@ -426,7 +467,7 @@ def orthogonal_(
     Returns:
         ``tensor``, filled in place.
     """
-    return _fill(tensor, Orthogonal(gain=gain), generator)
+    return _fill(tensor, Orthogonal(gain=_number(gain, "gain", one_element=True)), generator)
 
 
 def sparse_(
@@ -453,7 +494,9 @@ def sparse_(
     Raises:
         InitializerError: (a ValueError) if ``tensor`` is not 2-D.
     """
-    return _fill(tensor, Sparse(sparsity=sparsity, stddev=std), generator)
+    init = Sparse(sparsity=_number(sparsity, "sparsity", one_element=True),
+                  stddev=_number(std, "std"))
+    return _fill(tensor, init, generator)
 
 
 # -- deprecated aliases -------------------------------------------------------------------------

@@ -32,9 +32,12 @@ import functools
 import math
 from collections.abc import Callable
 
-from .errors import InitializerError, UnknownNameError, suggest
+from .errors import InitializerError, UnknownNameError, short_repr, suggest
 
 __all__ = ["calculate_gain", "GAIN_NAMES"]
+
+_LARGEST_SLOPE = 1e154
+"""Leaky-ReLU slopes must stay below this, so that ``slope**2`` fits float64."""
 
 _LINEAR = (
     "linear", "conv1d", "conv2d", "conv3d",
@@ -90,7 +93,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         InitializerError: for a ``leaky_relu`` slope that is not a number.
     """
     if not isinstance(nonlinearity, str):
-        raise InitializerError(f"nonlinearity must be a string, got {nonlinearity!r}")
+        raise InitializerError(f"nonlinearity must be a string, got {short_repr(nonlinearity)}")
     if nonlinearity in _LINEAR:
         return 1.0
     if nonlinearity == "tanh":
@@ -101,15 +104,18 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         if param is None:
             slope = 0.01
         elif isinstance(param, bool) or not isinstance(param, (int, float)):
-            raise InitializerError(f"negative_slope {param!r} is not a valid number")
+            raise InitializerError(f"negative_slope {short_repr(param)} is not a valid number")
         else:
-            slope = float(param)
+            slope = float(param) if abs(param) < _LARGEST_SLOPE else math.inf
+        if not math.isfinite(slope):
+            raise InitializerError(f"negative_slope {short_repr(param)} is not a finite number"
+                                   f" below {_LARGEST_SLOPE:g} (its square must fit float64)")
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
     if nonlinearity in _SECOND_MOMENT:
         return _second_moment_gain(nonlinearity)
     raise UnknownNameError(
-        f"unsupported nonlinearity {nonlinearity!r}; known: {', '.join(GAIN_NAMES)}."
+        f"unsupported nonlinearity {short_repr(nonlinearity)}; known: {', '.join(GAIN_NAMES)}."
         + suggest(nonlinearity, GAIN_NAMES)
     )

@@ -114,14 +114,14 @@ def fans(module: nn.Module, name: str, convention: str = "semantic") -> Fans:
 
 def _parameter(module: nn.Module, name: str) -> nn.Parameter:
     """The direct parameter ``name`` of ``module``, materialized."""
-    params = dict(module.named_parameters(recurse=False))
+    param = module._parameters.get(name)
     kind = type(module).__name__
-    if name not in params:
+    if param is None:
+        params = [n for n, p in module._parameters.items() if p is not None]
         hint = " Pass the submodule that owns it." if "." in name else suggest(name, params)
         raise FanError(
             f"{kind} has no parameter {name!r}; its parameters are {sorted(params)}.{hint}"
         )
-    param = params[name]
     if isinstance(param, UninitializedParameter):
         raise FanError(
             f"{kind} parameter {name!r} is not materialized yet, so it has no shape; run one"

@@ -13,7 +13,7 @@ stay tied; subclasses, attributes and ``requires_grad`` are kept); only their st
 from __future__ import annotations
 
 import contextlib
-import math
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import DTypeError, PlanError
-from .plan.manifest import Manifest
+from .errors import ConfigError, DTypeError, PlanError
+from .plan.manifest import Manifest, Record
 from .plan.plan import Plan
 from .progress import Progress
 from .sharding import local_region, local_tensor
@@ -46,30 +46,55 @@ def _meta_twin(param: nn.Parameter) -> nn.Parameter:
     return _parameter_like(param, param.detach().to(_META))
 
 
+_patch_lock = threading.Lock()
+_patch_users = 0
+_original_register = nn.Module.register_parameter
+_building = threading.local()
+
+
+def _register_parameter(self: nn.Module, name: str, param: nn.Parameter | None) -> None:
+    """``nn.Module.register_parameter`` while a build is active in some thread: in a thread
+    inside :func:`parameters_on_meta`, a real parameter is replaced by its meta twin; in every
+    other thread it is the original."""
+    twins = getattr(_building, "twins", None)
+    if twins is not None and param is not None and param.device != _META:
+        if id(param) not in twins:  # keep the original alive so ids stay unique
+            twins[id(param)] = (param, _meta_twin(param))
+        param = twins[id(param)][1]
+    _original_register(self, name, param)
+
+
 @contextlib.contextmanager
 def parameters_on_meta() -> Iterator[None]:
-    """Within the block, every parameter a module registers is replaced by a meta twin.
+    """Within the block, every parameter a module registers *in this thread* is replaced by a
+    meta twin.
 
     Buffers are left alone, so they keep the values their module computes. The twin keeps the
     Parameter subclass, attributes and ``requires_grad``; a parameter registered twice (tied)
     gets one twin. Uninitialized (lazy) parameters get meta twins too, so they materialize on
     meta.
+
+    ``nn.Module.register_parameter`` is patched while at least one such block is active in
+    any thread (a count under a lock); the patched function reads a thread-local flag, so
+    other threads construct modules normally, and the original is put back when the last
+    block exits, also on error.
     """
-    original = nn.Module.register_parameter
-    twins: dict[int, tuple[nn.Parameter, nn.Parameter]] = {}
-
-    def register_parameter(self: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        if param is not None and param.device != _META:
-            if id(param) not in twins:  # keep the original alive so ids stay unique
-                twins[id(param)] = (param, _meta_twin(param))
-            param = twins[id(param)][1]
-        original(self, name, param)
-
-    nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+    global _patch_users, _original_register
+    with _patch_lock:
+        if _patch_users == 0:
+            _original_register = nn.Module.register_parameter
+            nn.Module.register_parameter = _register_parameter  # type: ignore[method-assign]
+        _patch_users += 1
+    outer = getattr(_building, "twins", None)
+    _building.twins = {}
     try:
         yield
     finally:
-        nn.Module.register_parameter = original  # type: ignore[method-assign]
+        _building.twins = outer
+        with _patch_lock:
+            _patch_users -= 1
+            if _patch_users == 0 and nn.Module.register_parameter is _register_parameter:
+                nn.Module.register_parameter = _original_register  # type: ignore[method-assign]
 
 
 def _as_meta(value: Any) -> Any:
@@ -140,12 +165,36 @@ def _meta_buffers(model: nn.Module, unrecoverable: str) -> tuple[list[nn.Module]
     return recompute, missing
 
 
-def _real_buffers_to(model: nn.Module, device: torch.device) -> None:
-    """Give every meta buffer storage on ``device`` (values to be recomputed or zeroed)."""
+def _stage_buffers(model: nn.Module, device: torch.device, recompute: list[nn.Module]) -> None:
+    """Give every meta buffer new storage on ``device`` (its values are recomputed or zeroed
+    next), and every buffer of a module that recomputes its statistics a copy, so the
+    recomputation changes no tensor the caller holds."""
+    recomputing = {id(m) for m in recompute}
     for module in model.modules():
         for name, buf in module.named_buffers(recurse=False):
             if buf is not None and buf.device == _META:
                 module._buffers[name] = torch.empty_like(buf, device=device)
+            elif buf is not None and id(module) in recomputing:
+                module._buffers[name] = buf.clone()
+
+
+@contextlib.contextmanager
+def _all_or_nothing(model: nn.Module) -> Iterator[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """If the block fails or is interrupted, put every module's parameters and buffers back
+    (and swap back the tensors swapped in the block, listed by it), so the model is as before."""
+    saved = [(m, dict(m._parameters), dict(m._buffers)) for m in model.modules()]
+    swaps: list[tuple[torch.Tensor, torch.Tensor]] = []
+    try:
+        yield swaps
+    except BaseException:
+        for param, other in reversed(swaps):
+            torch.utils.swap_tensors(param, other)
+        for module, params, buffers in saved:
+            module._parameters.clear()
+            module._parameters.update(params)
+            module._buffers.clear()
+            module._buffers.update(buffers)
+        raise
 
 
 def _recompute_buffers(model: nn.Module, recompute: list[nn.Module], missing: list[str]) -> None:
@@ -173,19 +222,18 @@ def _fill_parameters(
     dtype: torch.dtype | None,
     progress: Progress,
 ) -> None:
-    """Allocate every meta parameter once on ``device``, fill it from its record, and put the
-    real parameter (same class, attributes and ``requires_grad``) in place of the meta one
-    everywhere it is registered (tied parameters stay tied)."""
-    params = dict(model.named_parameters())
-    replacement: dict[int, nn.Parameter] = {}
-    for record in manifest:
-        param = params[record.path]
+    """Allocate every meta parameter once on ``device`` and have :meth:`Manifest.write` fill
+    it; then put the real parameter (same class, attributes and ``requires_grad``) in place of
+    the meta one everywhere it is registered (tied parameters stay tied)."""
+
+    def allocate(record: Record, param: torch.Tensor) -> torch.Tensor:
         target = dtype if (dtype is not None and param.dtype.is_floating_point) else param.dtype
-        storage = torch.empty(record.shape, dtype=target, device=device)
-        if not record.kept:
-            record.sample(out=storage)
-        replacement[id(param)] = _parameter_like(param, storage)
-        progress.advance(storage.numel() * storage.element_size())
+        return torch.empty(record.shape, dtype=target, device=device)
+
+    params = dict(model.named_parameters())
+    storage = manifest.write(model, out=allocate, progress=progress)
+    replacement = {id(params[path]): _parameter_like(params[path], data)
+                   for path, data in storage.items()}
     for module in model.modules():
         for name, param in module._parameters.items():
             if param is not None and id(param) in replacement:
@@ -217,13 +265,13 @@ def _defaults_for_kept(model: nn.Module, manifest: Manifest, seed: int) -> Manif
         raise PlanError(
             f"parameters {missing} match no rule, and on the meta device they have no values to"
             " keep; add rules for them (torchinit knows no torch default for their modules)")
-    for record in needy:
-        default = defaults[record.path]
-        manifest = manifest.replace_record(replace(
-            record, init=default.init, fans=default.fans, std=default.std, bound=default.bound,
-            key=default.key, zero_rows=default.zero_rows, rule_label="torch default (kept)",
-            notes=(*record.notes, "no rule matched: torch's default distribution")))
-    return manifest
+    return manifest.replace_records(
+        replace(record, init=defaults[record.path].init, fans=defaults[record.path].fans,
+                std=defaults[record.path].std, bound=defaults[record.path].bound,
+                key=defaults[record.path].key, zero_rows=defaults[record.path].zero_rows,
+                rule_label="torch default (kept)",
+                notes=(*record.notes, "no rule matched: torch's default distribution"))
+        for record in needy)
 
 
 def _fill_shards(
@@ -232,34 +280,39 @@ def _fill_shards(
     regions: dict[str, tuple[slice, ...] | None],
     device: torch.device,
     progress: Progress,
+    swaps: list[tuple[torch.Tensor, torch.Tensor]],
 ) -> None:
-    """Give a sharded (DTensor) model storage with ``to_empty`` and fill every local shard with
-    the values of its global region. Buffers that had real values keep them."""
-    saved = {(m, n): b for m in model.modules() for n, b in m.named_buffers(recurse=False)
-             if b is not None and b.device != _META}
-    model.to_empty(device=device)
-    for (module, name), buf in saved.items():
-        module._buffers[name] = buf.to(device)
+    """Give every sharded (DTensor) parameter storage on ``device`` as ``Module.to_empty``
+    does (a DTensor like it, swapped into the parameter object, which FSDP2 holds), after
+    :meth:`Manifest.write` has filled its local shard with the values of its global region.
+    Each swap is listed in ``swaps``, so a failure can swap it back."""
+    made: dict[str, torch.Tensor] = {}
+
+    def allocate(record: Record, param: torch.Tensor) -> torch.Tensor:
+        made[record.path] = torch.empty_like(param, device=device)
+        return local_tensor(made[record.path])
+
     params = dict(model.named_parameters())
-    with torch.no_grad():
-        for record in manifest:
-            local = local_tensor(params[record.path])
-            if not record.kept and local.numel():
-                record.sample(regions[record.path], out=local)
-            progress.advance(local.numel() * local.element_size())
+    manifest.write(model, regions=regions, out=allocate, progress=progress)
+    for path, real in made.items():
+        param = params[path]
+        new = nn.Parameter(real, requires_grad=param.requires_grad)
+        torch.utils.swap_tensors(param, new)
+        swaps.append((param, new))
 
 
 def _finish(
     model: nn.Module,
     plan: Plan | Manifest,
     seed: int,
-    device: torch.device | str,
+    device: torch.device,
     dtype: torch.dtype | None,
     unrecoverable_buffers: str,
     audit: bool,
     progress: bool | None,
 ) -> nn.Module:
-    device = torch.device(device)
+    """Resolve, check and materialize ``model``: all of it, or (on any failure or interrupt)
+    none of it, the model left as it was."""
     manifest = plan if isinstance(plan, Manifest) else plan.resolve(model, seed)
     manifest = _defaults_for_kept(model, manifest, seed)
     regions = {path: local_region(p, path) for path, p in model.named_parameters()}
@@ -271,11 +324,12 @@ def _finish(
     total = sum(local_tensor(p).numel() * _itemsize(dtype or p.dtype)
                 for p in model.parameters())
     auditor = _auditor(model, audit)
-    with auditor, Progress(total, "materializing", enabled=progress) as bar:
+    with auditor, Progress(total, "materializing", enabled=progress) as bar, \
+            _all_or_nothing(model) as swaps:
+        _stage_buffers(model, device, recompute)
         if sharded:
-            _fill_shards(model, manifest, regions, device, bar)
+            _fill_shards(model, manifest, regions, device, bar, swaps)
         else:
-            _real_buffers_to(model, device)
             _fill_parameters(model, manifest, device, dtype, bar)
         _recompute_buffers(model, recompute, missing)
         _move_buffers(model, device, dtype)
@@ -283,6 +337,33 @@ def _finish(
     if audit:
         model.torchinit_audit = auditor.report()  # type: ignore[union-attr, assignment]
     return model
+
+
+def _check_device(device: torch.device | str) -> torch.device:
+    """``device`` as a ``torch.device``, if this machine has it.
+
+    Raises:
+        ConfigError: for a device string torch cannot parse, or a device this machine lacks
+            (e.g. ``"cuda:7"`` without CUDA or with fewer GPUs), before anything is built.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ConfigError(f"device {device!r} is not a torch device ({err}); use e.g. 'cpu' or"
+                          " 'cuda:0'") from None
+    if dev.type in ("cpu", "meta"):
+        return dev
+    backend = getattr(torch, dev.type, None)
+    available = backend is not None and hasattr(backend, "is_available") \
+        and backend.is_available()
+    count = backend.device_count() if available and hasattr(backend, "device_count") else 0
+    if not available or (dev.index is not None and hasattr(backend, "device_count")
+                         and dev.index >= count):
+        have = f"{count} {dev.type} device(s)" if available else f"no {dev.type} support"
+        raise ConfigError(f"device {str(dev)!r} is not available on this machine (torch sees"
+                          f" {have}); pass device='cpu'"
+                          + (f" or one of {dev.type}:0..{count - 1}" if count else ""))
+    return dev
 
 
 def _itemsize(dtype: torch.dtype) -> int:
@@ -328,12 +409,20 @@ def build(
     Raises:
         PlanError: if the factory fails on meta, example inputs do not fit the lazy modules,
             or the plan cannot initialize the model. Nothing half-built is returned.
+        WriteError: naming every parameter whose values its dtype cannot hold.
+        ConfigError: for a ``device`` this machine does not have (checked before the factory
+            runs).
         DTypeError: for a non-floating ``dtype``.
+
+    Building is all or nothing: if anything fails or is interrupted (``KeyboardInterrupt``)
+    while materializing, no model is returned and nothing is left patched. Several threads
+    may build at once; other threads construct their modules normally meanwhile.
 
     The values are bit-identical to ``ti.apply(factory(), plan, seed)``: every element is a
     pure function of (seed, parameter path, index, initializer).
     """
     _check_dtype(dtype)
+    device = _check_device(device)
     try:
         with parameters_on_meta():
             model = factory()
@@ -374,8 +463,19 @@ def materialize(
 
     Returns:
         The manifest of what was done.
+
+    Raises:
+        PlanError: for a model whose parameters are not on meta, buffers nobody can recompute,
+            or a plan that cannot initialize the model.
+        WriteError: naming every parameter whose values its dtype cannot hold.
+        ConfigError: for a ``device`` this machine does not have.
+
+    All or nothing: if anything fails or is interrupted, every parameter and buffer of
+    ``model`` is left as it was (still on meta; the dry run that gives lazy modules their
+    shapes is kept).
     """
     _check_dtype(dtype)
+    device = _check_device(device)
     if unrecoverable_buffers not in ("error", "zeros"):
         raise PlanError("unrecoverable_buffers must be 'error' or 'zeros', got"
                         f" {unrecoverable_buffers!r}")

@@ -10,6 +10,8 @@ values a single process would have, with no communication and without the full t
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from .errors import PlanError
@@ -18,11 +20,10 @@ __all__ = ["is_dtensor", "local_region", "local_tensor"]
 
 
 def _dtensor_type() -> type | None:
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # torch built without distributed support
-        return None
-    return DTensor
+    """DTensor's class, or None while ``torch.distributed.tensor`` is not imported: no DTensor
+    can exist before it is, and importing it here would cost a new process ~0.4 s."""
+    module = sys.modules.get("torch.distributed.tensor")
+    return getattr(module, "DTensor", None)
 
 
 def is_dtensor(tensor: torch.Tensor) -> bool:

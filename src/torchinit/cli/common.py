@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from .. import presets
-from ..errors import ConfigError
+from ..errors import short_repr
 from ..plan import Plan
 
 __all__ = ["UsageError", "add_command", "add_plan_options", "plan_from_args", "parse_shape",
@@ -67,7 +67,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
     """``"64,1,28,28"`` or ``"64x784"`` as a tuple of positive ints.
 
     Raises:
-        ConfigError: naming the text and what would work.
+        UsageError: naming the text and what would work (a bad option value: exit code 2).
     """
     parts = text.replace("x", ",").replace(" ", ",").split(",")
     try:
@@ -75,8 +75,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if not shape or any(s < 1 for s in shape):
-        raise ConfigError(f"input shape {text!r}: give positive integers separated by commas,"
-                          " batch size first, e.g. 64,1,28,28")
+        raise UsageError(f"--input-shape {short_repr(text)}: give positive integers separated by commas,"
+                         " batch size first, e.g. 64,1,28,28")
     return shape
 
 

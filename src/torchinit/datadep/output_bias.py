@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..apply import check_manifest_fits
 from ..diagnostics.batches import call_model, take_batches
 from ..errors import ConfigError
 from ..plan.manifest import Manifest
 from ..plan.plan import Plan
+from ..plan.write import check_fits
 
 __all__ = ["output_bias_prior"]
 
@@ -98,14 +98,6 @@ def _prior_values(y: torch.Tensor, task: str, outputs: int, eps: float, where: s
     return torch.log(prior / prior.sum()).tolist()
 
 
-def _write(param: torch.Tensor, values: list[float], path: str) -> None:
-    if len(values) != param.numel():
-        raise ConfigError(f"{path}: {len(values)} stored value(s) for a parameter of shape"
-                          f" {tuple(param.shape)}")
-    with torch.no_grad():
-        param.copy_(torch.tensor(values, dtype=torch.float64).reshape(param.shape))
-
-
 def output_bias_prior(
     model: nn.Module,
     targets: Any,
@@ -167,9 +159,9 @@ def output_bias_prior(
         manifest = getattr(model, "torchinit_manifest", None)
     if manifest is None:
         manifest = Plan([], on_unmatched="keep").resolve(model)
-    check_manifest_fits(manifest, model)
-    _write(bias, values, path)
+    check_fits(manifest, dict(model.named_parameters()))
     record = manifest[path]
     note = f"output_bias_prior: {task} prior from data"
-    return manifest.replace_record(replace(record, values=tuple(values),
-                                           notes=(*record.notes, note)))
+    record = replace(record, values=tuple(values), notes=(*record.notes, note))
+    Manifest((record,), manifest.seed).write({path: bias})
+    return manifest.replace_record(record)

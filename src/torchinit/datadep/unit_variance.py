@@ -162,8 +162,7 @@ def _start_manifest(model: nn.Module, units: list[_Unit], manifest: Manifest | N
     if orthogonal_first:
         orthogonal = Plan([Rule(_exact(u.path), init=Orthogonal()) for u in units],
                           on_unmatched="keep").resolve(model, seed)
-        for unit in units:
-            manifest = manifest.replace_record(orthogonal[unit.path])
+        manifest = manifest.replace_records(orthogonal[u.path] for u in units)
     kept = [u.path for u in units if manifest[u.path].kept]
     if kept:
         raise PlanError(
@@ -244,12 +243,13 @@ def lsuv(
                                   f" visits {[t.__name__ for t in VISITED]} and subclasses")
             manifest = _start_manifest(model, units, manifest, plan, orthogonal_first, seed)
             apply(model, manifest)
-            layers = []
+            records, layers = [], []
             for unit in units:
                 record, details = _scale(model, unit, manifest, batches, target_std, tol,
                                          max_iter)
-                manifest = manifest.replace_record(record)
+                records.append(record)
                 layers.append(details)
+            manifest = manifest.replace_records(records)
     finally:
         for module, training in modes.items():
             module.training = training
@@ -260,18 +260,24 @@ def lsuv(
 
 def _scale(model: nn.Module, unit: _Unit, manifest: Manifest, batches: list[Batch],
            target_std: float, tol: float, max_iter: int) -> tuple[Record, dict[str, Any]]:
-    """Rescale one weight; return its new record and a JSON-safe summary."""
+    """Rescale one weight; return its new record and a JSON-safe summary.
+
+    Each try writes the weight through :meth:`Manifest.write` from its record with the scale
+    so far, so the weight is always exactly what the returned record replays."""
     param = getattr(unit.module, unit.name)
     record = replace(manifest[unit.path], scale=1.0)
-    base = record.sample(dtype=param.dtype, device=param.device, current=param.detach())
+
+    def write(scale: float) -> None:
+        Manifest((replace(record, scale=scale),), manifest.seed).write({unit.path: param})
+
     scale, iterations = 1.0, 0
-    param.copy_(base)
+    write(scale)
     std = _measure(model, unit, batches)
     while math.isfinite(std) and std > 0 and abs(std / target_std - 1) > tol \
             and iterations < max_iter:
         scale *= target_std / std
         iterations += 1
-        param.copy_(base.clone().mul_(scale))
+        write(scale)
         std = _measure(model, unit, batches)
     converged = math.isfinite(std) and std > 0 and abs(std / target_std - 1) <= tol
     if not converged:

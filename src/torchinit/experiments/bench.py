@@ -2,13 +2,12 @@
 samplers of the same distribution, timed one after the other in the same process.
 
 Each case fills a preallocated float32 tensor of ``n`` values; the time is the median of
-``repeats`` runs after one warm-up run (which also compiles the fast backend). The ratio is
+``repeats`` runs after one warm-up run. The ratio is
 torch's time over torchinit's: above 1, torchinit is faster.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ import torch
 
 from ..errors import ConfigError
 from ..streams import Key, NormalDist, TruncNormalDist, UniformDist, sample_distribution
-from ..streams.backends import fast_available
+from ..streams.backends import backend_name
 
 __all__ = ["BenchCase", "run_benchmark", "median_seconds"]
 
@@ -59,11 +58,8 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 
 def backend() -> str:
-    """The sampling backend the benchmark measures (``TORCHINIT_BACKEND`` and numba decide)."""
-    choice = os.environ.get("TORCHINIT_BACKEND", "auto")
-    if choice == "auto":
-        return "fast" if fast_available() else "reference"
-    return choice
+    """The sampling backend the benchmark measures (see ``TORCHINIT_BACKEND``)."""
+    return backend_name()
 
 
 def run_benchmark(n: int = 10_000_000, repeats: int = 3) -> list[BenchCase]:

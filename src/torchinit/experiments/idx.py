@@ -10,7 +10,9 @@ from __future__ import annotations
 import gzip
 import math
 import struct
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -20,6 +22,7 @@ __all__ = ["read_idx", "find_idx"]
 
 _UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20  # bytes read (and decompressed) at a time
 
 
 def find_idx(directory: Path, stem: str) -> Path:
@@ -36,45 +39,72 @@ def find_idx(directory: Path, stem: str) -> Path:
                             " hold the standard IDX files (as downloaded, gzip or unpacked)")
 
 
-def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError) as err:
-        raise ConfigError(f"{str(path)!r}: not a valid gzip file ({err})") from None
+def _open(path: Path) -> BinaryIO:
+    """The file's decompressed stream (gzip detected by its first two bytes) or its bytes."""
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == _GZIP_MAGIC
+    return gzip.open(path, "rb") if compressed else open(path, "rb")
+
+
+def _read_up_to(stream: BinaryIO, size: int) -> bytearray:
+    """At most ``size`` bytes, in chunks: memory follows what the stream really holds, not what
+    a header claims, and a gzip body is decompressed only as far as it is read."""
+    out = bytearray()
+    while len(out) < size:
+        chunk = stream.read(min(size - len(out), _CHUNK))
+        if not chunk:
+            break
+        out += chunk
+    return out
 
 
 def read_idx(path: str | Path, ndim: int) -> torch.Tensor:
     """Read an IDX file of unsigned bytes with ``ndim`` dimensions into a uint8 tensor.
+
+    The header is checked first and the body then streamed: at most the size the header
+    states, plus one byte to tell that the file is longer, is decompressed and held, so a
+    small gzip file that inflates to gigabytes fails after reading the size it claims.
 
     Args:
         path: The file, gzip-compressed (detected by its content) or raw.
         ndim: The number of dimensions it must have (3 for images, 1 for labels).
 
     Raises:
-        ConfigError: naming the file, for a wrong magic number, data type, dimension count or a
-            size that does not match the header.
+        ConfigError: naming the file, for a wrong magic number, data type, dimension count, a
+            size that does not match the header, or a broken gzip stream.
     """
     path = Path(path)
-    data = _read_bytes(path)
     where = repr(str(path))
-    if len(data) < 4 or data[:2] != b"\x00\x00":
+    try:
+        with _open(path) as stream:
+            return _read_stream(stream, where, ndim)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise ConfigError(f"{where}: not a valid gzip file ({err})") from None
+
+
+def _read_stream(stream: BinaryIO, where: str, ndim: int) -> torch.Tensor:
+    magic = _read_up_to(stream, 4)
+    if len(magic) < 4 or magic[:2] != b"\x00\x00":
         raise ConfigError(f"{where}: not an IDX file (the magic number must start with two zero"
-                          f" bytes, got {data[:4].hex() or 'an empty file'})")
-    dtype, dims = data[2], data[3]
+                          f" bytes, got {magic.hex() or 'an empty file'})")
+    dtype, dims = magic[2], magic[3]
     if dtype != _UBYTE:
         raise ConfigError(f"{where}: IDX data type 0x{dtype:02x}, expected 0x08 (unsigned bytes)")
     if dims != ndim:
         raise ConfigError(f"{where}: IDX file with {dims} dimension(s), expected {ndim}"
                           f" ({'images' if ndim == 3 else 'labels'})")
     header = 4 + 4 * dims
-    if len(data) < header:
-        raise ConfigError(f"{where}: truncated IDX header ({len(data)} bytes)")
-    shape = struct.unpack(f">{dims}I", data[4:header])
-    expected = header + math.prod(shape)
-    if len(data) != expected:
-        raise ConfigError(f"{where}: IDX header says shape {shape} ({expected} bytes with the"
-                          f" header), the file has {len(data)} bytes")
-    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).reshape(shape)
+    raw_shape = _read_up_to(stream, 4 * dims)
+    if len(raw_shape) < 4 * dims:
+        raise ConfigError(f"{where}: truncated IDX header ({4 + len(raw_shape)} bytes)")
+    shape = struct.unpack(f">{dims}I", raw_shape)
+    size = math.prod(shape)
+    body = _read_up_to(stream, size + 1)
+    if len(body) != size:
+        found = (f"more than {header + size}" if len(body) > size
+                 else str(header + len(body)))
+        raise ConfigError(f"{where}: IDX header says shape {shape} ({header + size} bytes with"
+                          f" the header), the file has {found} bytes")
+    if not body:
+        return torch.empty(shape, dtype=torch.uint8)
+    return torch.frombuffer(body, dtype=torch.uint8).reshape(shape)

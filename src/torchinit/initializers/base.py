@@ -6,29 +6,60 @@ import dataclasses
 import abc
 import math
 import numbers
+import sys
 from dataclasses import dataclass
-import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 
 from .._fans import Fans, torch_fans
-from ..errors import DTypeError, FanError, InitializerError, describe_target
+from ..errors import DTypeError, FanError, InitializerError, describe_target, short_repr
 from ..streams import Distribution, Key, as_key, normalize_region, region_shape
+from ..streams.distributions import NormalDist
 from ..streams.reference import sample_distribution
 
 __all__ = ["Initializer", "ElementwiseInitializer", "StructuredInitializer", "GainMixin",
-           "check_finite"]
+           "check_finite", "check_distribution"]
 
 
 def check_real(owner: str, allow_inf: bool = False, **values: float) -> None:
-    """Raise if any named value is not a real number (finite unless ``allow_inf``)."""
+    """Raise if any named value is not a real number (finite unless ``allow_inf``); an integer
+    beyond float64's range (``10**400``) is not finite."""
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise InitializerError(f"{owner}: {name} must be a real number, got {value!r}")
-        if math.isnan(value) or (not allow_inf and math.isinf(value)):
-            raise InitializerError(f"{owner}: {name} must be finite, got {value!r}")
+            raise InitializerError(f"{owner}: {name} must be a real number, got"
+                                   f" {short_repr(value)}")
+        try:
+            as_float = float(value)
+        except OverflowError:
+            raise InitializerError(f"{owner}: {name} must be a finite float64 number, got"
+                                   f" {short_repr(value)}, beyond float64's largest value"
+                                   f" {sys.float_info.max:.4g}") from None
+        if math.isnan(as_float) or (not allow_inf and math.isinf(as_float)):
+            raise InitializerError(f"{owner}: {name} must be finite, got {short_repr(value)}")
+
+
+# The largest |z| the normal sampler can return: ndtri of the smallest 53-bit uniform
+# (2**-54) is -8.29; bounds of unbounded schemes are checked with a margin above it.
+_LARGEST_Z = 9.0
+
+
+def check_distribution(owner: str, dist: Distribution) -> None:
+    """Raise if the values drawn from ``dist``, or their mean or std, overflow float64.
+
+    Arguments that are finite one by one can still overflow together: ``uniform(-1e308,
+    1e308)`` has a width of 2e308, which float64 cannot hold.
+    """
+    largest = dist.bound()
+    if isinstance(dist, NormalDist):
+        largest = abs(dist.loc) + _LARGEST_Z * dist.scale
+    for what, value in (("largest value", largest), ("mean", dist.mean()), ("std", dist.std())):
+        if not math.isfinite(value):
+            raise InitializerError(
+                f"{owner}: the {what} of its values overflows float64 ({value}) for {dist};"
+                " use arguments whose range, mean and scale stay below 1e308"
+            )
 
 
 def check_finite(owner: str, **values: float) -> None:
@@ -40,7 +71,7 @@ def _check_non_negative(owner: str, **values: float) -> None:
     check_finite(owner, **values)
     for name, value in values.items():
         if value < 0:
-            raise InitializerError(f"{owner}: {name} must be >= 0, got {value!r}")
+            raise InitializerError(f"{owner}: {name} must be >= 0, got {short_repr(value)}")
 
 
 @dataclass(frozen=True)
@@ -214,16 +245,11 @@ class Initializer(abc.ABC):
         """Write the region's values into ``out`` (of the region's shape) and return it."""
 
     def fill_(self, tensor: torch.Tensor, key: Key | int, fans: Fans | None = None) -> torch.Tensor:
-        """Fill ``tensor`` in place (under ``no_grad``) and return it."""
-        if tensor.numel() == 0:
-            warnings.warn(
-                f"{self.name}: initializing a zero-element tensor of shape {tuple(tensor.shape)}"
-                " is a no-op",
-                stacklevel=2,
-            )
-        with torch.no_grad():
-            self.sample(tensor.shape, key, fans, out=tensor.detach())
-        return tensor
+        """Fill ``tensor`` in place (under ``no_grad``, through ``Manifest.write``'s checks)
+        and return it. A zero-element tensor is left as is, with a warning."""
+        from ..plan.write import fill
+
+        return fill(tensor, self, key, fans)
 
 
 def _check_dtype(dtype: torch.dtype, path: str, shape: Sequence[int], init: object) -> torch.dtype:
@@ -244,6 +270,24 @@ class ElementwiseInitializer(Initializer):
     @abc.abstractmethod
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
         """The distribution every element is drawn from, for the given fans."""
+
+    def check(
+        self,
+        shape: Sequence[int],
+        dtype: torch.dtype | None = None,
+        fans: Fans | None = None,
+        path: str | None = None,
+    ) -> Fans | None:
+        """As :meth:`Initializer.check`, and the values for these fans must not overflow
+        float64 (a tensor with no elements draws none, so any fans serve it)."""
+        fans = super().check(shape, dtype, fans, path)
+        if math.prod(int(s) for s in shape) != 0:
+            try:
+                check_distribution(self.name, self.distribution_for(fans))
+            except InitializerError as err:
+                raise type(err)(f"cannot initialize {describe_target(path, shape)}: {err}"
+                                ) from None
+        return fans
 
     def _fans_for_moments(self, fans: Fans | None, shape: Sequence[int] | None) -> Fans | None:
         if self.uses_fans and fans is None:
@@ -310,6 +354,9 @@ class StructuredInitializer(Initializer):
     ) -> tuple[float, float, float]:
         if shape is not None:
             shape = tuple(int(s) for s in shape)
+            if len(shape) < max(self.min_ndim, 1):
+                raise FanError(f"{self.name} has no moments for a tensor of shape {shape}: it"
+                               f" needs at least {max(self.min_ndim, 1)} dimensions")
             rows = shape[0]
             if fans is not None and fans.blocks:
                 rows = fans.blocks[0].stop - fans.blocks[0].start

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .._fans import Fans
-from ..errors import InitializerError
+from ..errors import InitializerError, short_repr
 from ..streams.distributions import (
     ConstantDist,
     Distribution,
@@ -15,7 +16,13 @@ from ..streams.distributions import (
     normal_cdf,
     truncated_std_factor,
 )
-from .base import ElementwiseInitializer, _check_non_negative, check_finite, check_real
+from .base import (
+    ElementwiseInitializer,
+    _check_non_negative,
+    check_distribution,
+    check_finite,
+    check_real,
+)
 from .registry import register
 
 __all__ = ["Zeros", "Ones", "Constant", "Uniform", "Normal", "TruncatedNormal",
@@ -89,9 +96,16 @@ class Uniform(ElementwiseInitializer):
         check_finite("uniform", low=self.low, high=self.high)
         if not self.low < self.high:
             raise InitializerError(
-                f"uniform needs low < high, got low={self.low!r}, high={self.high!r};"
+                f"uniform needs low < high, got low={short_repr(self.low)},"
+                f" high={short_repr(self.high)};"
                 " for a constant use constant(value)"
             )
+        if not math.isfinite(self.high - self.low):
+            raise InitializerError(
+                f"uniform: high - low overflows float64 for low={short_repr(self.low)},"
+                f" high={short_repr(self.high)}; the width of the interval must be below 1.8e308"
+            )
+        check_distribution("uniform", self.distribution_for())
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
         return UniformDist(float(self.low), float(self.high))
@@ -117,6 +131,7 @@ class Normal(ElementwiseInitializer):
     def __post_init__(self) -> None:
         check_finite("normal", mean=self.mean)
         _check_non_negative("normal", stddev=self.stddev)
+        check_distribution("normal", self.distribution_for())
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
         return NormalDist(float(self.mean), float(self.stddev))
@@ -164,8 +179,9 @@ class TruncatedNormal(ElementwiseInitializer):
         check_finite("trunc_normal", mean=self.mean, a=self.a, b=self.b)
         _check_non_negative("trunc_normal", stddev=self.stddev)
         if not self.a < self.b:
-            raise InitializerError(f"trunc_normal needs a < b, got a={self.a!r}, b={self.b!r}")
-        self.distribution_for()
+            raise InitializerError(f"trunc_normal needs a < b, got a={short_repr(self.a)},"
+                                   f" b={short_repr(self.b)}")
+        check_distribution("trunc_normal", self.distribution_for())
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
         s = float(self.stddev)
@@ -205,9 +221,10 @@ class TruncatedNormalStd(ElementwiseInitializer):
         _check_non_negative("truncated_normal_std", stddev=self.stddev)
         if not self.lower < self.upper:
             raise InitializerError(
-                f"truncated_normal_std needs lower < upper, got {self.lower!r}, {self.upper!r}"
+                f"truncated_normal_std needs lower < upper, got {short_repr(self.lower)},"
+                f" {short_repr(self.upper)}"
             )
-        self.distribution_for()
+        check_distribution("truncated_normal_std", self.distribution_for())
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
         target = float(self.stddev)

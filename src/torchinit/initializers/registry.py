@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from ..errors import ConfigError, UnknownNameError, suggest
+from ..errors import ConfigError, UnknownNameError, short_repr, suggest
 from .base import Initializer
 
 __all__ = ["register", "get", "names", "from_config", "lookup"]
@@ -46,7 +46,7 @@ def names(include_aliases: bool = False) -> list[str]:
 def lookup(name: str) -> type[Initializer]:
     """The class registered under ``name`` (a canonical name or an alias)."""
     if not isinstance(name, str):
-        raise ConfigError(f"an initializer name must be a string, got {name!r}")
+        raise ConfigError(f"an initializer name must be a string, got {short_repr(name)}")
     try:
         return _BY_NAME[name]
     except KeyError:
@@ -54,7 +54,7 @@ def lookup(name: str) -> type[Initializer]:
         if key in _BY_NAME:
             return _BY_NAME[key]
         raise UnknownNameError(
-            f"unknown initializer {name!r}." + suggest(key, _BY_NAME)
+            f"unknown initializer {short_repr(name)}." + suggest(key, _BY_NAME)
             + " See torchinit.initializers.names() for the catalog."
         ) from None
 
@@ -72,7 +72,7 @@ def get(name: str, **kwargs: Any) -> Initializer:
     if unknown:
         hint = "".join(suggest(u, fields) for u in unknown)
         raise ConfigError(
-            f"{cls.name} has no argument(s) {', '.join(map(repr, unknown))}; it takes"
+            f"{cls.name} has no argument(s) {', '.join(map(short_repr, unknown))}; it takes"
             f" {sorted(fields) or 'no arguments'}.{hint}"
         )
     return cls(**kwargs)
@@ -82,7 +82,7 @@ def from_config(config: Mapping[str, Any]) -> Initializer:
     """Rebuild an initializer from ``Initializer.to_config()``: ``{"name": ..., **arguments}``."""
     if not isinstance(config, Mapping) or "name" not in config:
         raise ConfigError(
-            f"an initializer config must be a mapping with a 'name' key, got {config!r}"
+            f"an initializer config must be a mapping with a 'name' key, got {short_repr(config)}"
         )
     args = dict(config)
     return get(args.pop("name"), **args)

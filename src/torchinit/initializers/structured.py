@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .._fans import Fans
-from ..errors import InitializerError, describe_target
+from ..errors import InitializerError, describe_target, short_repr
 from ..streams import Key, NormalDist, UniformDist
 from ..streams.reference import sample_distribution
 from .base import GainMixin, StructuredInitializer, _check_non_negative, check_finite
@@ -142,7 +142,8 @@ class Dirac(StructuredInitializer):
 
     def __post_init__(self) -> None:
         if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 1:
-            raise InitializerError(f"dirac: groups must be a positive int, got {self.groups!r}")
+            raise InitializerError(
+                f"dirac: groups must be a positive int, got {short_repr(self.groups)}")
 
     def _check_shape(self, shape: tuple[int, ...], path: str | None) -> None:
         if shape[0] % self.groups:
@@ -196,7 +197,8 @@ class Sparse(StructuredInitializer):
     def __post_init__(self) -> None:
         check_finite(self.name, sparsity=self.sparsity)
         if not 0.0 <= self.sparsity <= 1.0:
-            raise InitializerError(f"sparse: sparsity must be in [0, 1], got {self.sparsity!r}")
+            raise InitializerError(
+                f"sparse: sparsity must be in [0, 1], got {short_repr(self.sparsity)}")
         _check_non_negative(self.name, stddev=self.stddev)
 
     def _blocks(self, shape: tuple[int, ...], fans: Fans | None) -> list[tuple[str, int, int]]:

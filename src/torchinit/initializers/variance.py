@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from .._fans import FAN_MODES, Fans
-from ..errors import InitializerError, UnknownNameError, suggest
+from ..errors import FanError, InitializerError, UnknownNameError, short_repr, suggest
 from ..gains import calculate_gain
 from ..streams.distributions import Distribution, NormalDist, TruncNormalDist, UniformDist
 from ..streams.distributions import truncated_std_factor
@@ -51,21 +51,33 @@ def variance_distribution(std: float, distribution: str) -> Distribution:
     if distribution == "truncated_normal":
         return TruncNormalDist(0.0, std / _TRUNC_2SD, -2.0, 2.0)
     raise UnknownNameError(
-        f"unknown distribution {distribution!r}; use one of {DISTRIBUTIONS}."
-        + suggest(str(distribution), DISTRIBUTIONS)
+        f"unknown distribution {short_repr(distribution)}; use one of {DISTRIBUTIONS}."
+        + suggest(distribution, DISTRIBUTIONS)
     )
 
 
 def _check_mode(owner: str, mode: str, allowed: tuple[str, ...] = FAN_MODES) -> None:
     if mode not in allowed:
         raise InitializerError(
-            f"{owner}: mode must be one of {allowed}, got {mode!r}." + suggest(str(mode), allowed)
+            f"{owner}: mode must be one of {allowed}, got {short_repr(mode)}."
+            + suggest(mode, allowed)
         )
 
 
-def _fans(fans: Fans | None, owner: str) -> Fans:
+def _fans(fans: Fans | None, owner: str, mode: str) -> Fans:
+    """``fans``, checked to have a non-zero ``mode`` fan (the one the scale divides by).
+
+    Raises:
+        FanError: for a zero fan: only a tensor with no elements has one, and it needs no
+            scale (``Initializer.sample`` and plans skip it; a manifest records its std as
+            ``None``).
+    """
     if fans is None:
         raise InitializerError(f"{owner} needs fans: pass fans= or a shape")
+    if fans.get(mode) == 0:
+        raise FanError(f"{owner}: {mode} is 0 (fans {fans.fan_in} in / {fans.fan_out} out), so"
+                       " its scale is undefined; a tensor with a zero fan has no elements and"
+                       " needs no values, so ask for the std or bound of a non-empty one")
     return fans
 
 
@@ -92,12 +104,13 @@ class VarianceScaling(ElementwiseInitializer):
     def __post_init__(self) -> None:
         check_finite("variance_scaling", scale=self.scale)
         if self.scale <= 0:
-            raise InitializerError(f"variance_scaling: scale must be > 0, got {self.scale!r}")
+            raise InitializerError(
+                f"variance_scaling: scale must be > 0, got {short_repr(self.scale)}")
         _check_mode("variance_scaling", self.mode)
         variance_distribution(1.0, self.distribution)
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
-        n = _fans(fans, self.name).get(self.mode)
+        n = _fans(fans, self.name, self.mode).get(self.mode)
         return variance_distribution(math.sqrt(self.scale / n), self.distribution)
 
 
@@ -119,7 +132,7 @@ class XavierUniform(GainMixin, ElementwiseInitializer):
     min_ndim = 2
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
-        f = _fans(fans, self.name)
+        f = _fans(fans, self.name, "fan_avg")
         b = self.gain * math.sqrt(6.0 / (f.fan_in + f.fan_out))
         return UniformDist(-b, b)
 
@@ -142,7 +155,7 @@ class XavierNormal(GainMixin, ElementwiseInitializer):
     min_ndim = 2
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
-        f = _fans(fans, self.name)
+        f = _fans(fans, self.name, "fan_avg")
         return NormalDist(0.0, self.gain * math.sqrt(2.0 / (f.fan_in + f.fan_out)))
 
 
@@ -164,7 +177,7 @@ class _Kaiming(ElementwiseInitializer):
         return calculate_gain(self.nonlinearity, self.negative_slope)
 
     def _std(self, fans: Fans | None) -> float:
-        return self.gain() / math.sqrt(_fans(fans, self.name).get(self.mode))
+        return self.gain() / math.sqrt(_fans(fans, self.name, self.mode).get(self.mode))
 
 
 @register
@@ -226,7 +239,7 @@ class LecunUniform(ElementwiseInitializer):
     min_ndim = 2
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
-        b = math.sqrt(3.0 / _fans(fans, self.name).fan_in)
+        b = math.sqrt(3.0 / _fans(fans, self.name, "fan_in").fan_in)
         return UniformDist(-b, b)
 
 
@@ -245,7 +258,7 @@ class LecunNormal(ElementwiseInitializer):
     min_ndim = 2
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
-        return NormalDist(0.0, 1.0 / math.sqrt(_fans(fans, self.name).fan_in))
+        return NormalDist(0.0, 1.0 / math.sqrt(_fans(fans, self.name, "fan_in").fan_in))
 
 
 @register
@@ -265,5 +278,5 @@ class GeneralRule(ElementwiseInitializer):
     min_ndim = 0
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
-        b = 1.0 / math.sqrt(_fans(fans, self.name).fan_in)
+        b = 1.0 / math.sqrt(_fans(fans, self.name, "fan_in").fan_in)
         return UniformDist(-b, b)

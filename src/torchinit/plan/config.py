@@ -1,7 +1,8 @@
 """Plan files: read and write plans as YAML, TOML or JSON, with errors that point into the file.
 
 A plan file holds the dict of :meth:`Plan.to_dict` plus ``version: 1``. Reading never runs
-code: YAML is read with ``yaml.safe_load`` (which refuses ``!!python/...`` tags), and every
+code: YAML is read with ``yaml.safe_load``'s loader (which refuses ``!!python/...`` tags), within
+the limits of :mod:`torchinit.plan.readers` (size, depth, alias expansion), and every
 name in the file (module types, initializers, factories) resolves through torchinit's
 registries, so a file cannot name an arbitrary Python object.
 
@@ -12,188 +13,64 @@ and, for YAML and for syntax errors in every format, the line.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import sys
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import reduce
 from operator import getitem
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Union
+from typing import Any
 
 from .. import initializers
-from ..errors import ConfigError, PlanError, TorchinitError, suggest
+from ..errors import ConfigError, TorchinitError, short_repr, suggest
 from .plan import UNMATCHED, Plan
+from .readers import (
+    FORMATS,
+    FieldPath,
+    Source,
+    check_plain_data,
+    format_of,
+    format_path,
+    read_plan_data,
+    require,
+)
 from .rules import FAN_CONVENTIONS, Rule
 from .selectors import SELECT_KEYS, as_select
 
 __all__ = ["load_plan", "save_plan", "plan_from_dict", "FORMAT_VERSION", "FORMATS"]
 
 FORMAT_VERSION = 1
-FORMATS = {".yaml": "YAML", ".yml": "YAML", ".toml": "TOML", ".json": "JSON"}
 TOP_KEYS = ("version", "name", "on_unmatched", "zero_padding", "rules")  # order written
 RULE_KEYS = ("match", "init", "tags", "fans", "label", "optional")
-
-FieldPath = tuple[Union[str, int], ...]
-
-
-# -- errors that point into the source ---------------------------------------------------------
-@dataclass(frozen=True)
-class _Source:
-    """Where a plan dict came from: the file, its format and a map from field path to line."""
-
-    file: str | None = None
-    fmt: str | None = None
-    line_of: Callable[[FieldPath], int | None] | None = None
-
-    def error(self, path: FieldPath, message: str, line: int | None = None) -> PlanError:
-        """``file:line: field.path: message`` (parts that are unknown are left out)."""
-        where = self.file or ""
-        if line is None and self.line_of is not None:
-            line = self.line_of(path)
-        if where and line is not None:
-            where += f":{line}"
-        parts = [p for p in (where, _format_path(path)) if p]
-        return PlanError(": ".join([*parts, message]))
-
-
-def _format_path(path: FieldPath) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-# -- formats -----------------------------------------------------------------------------------
-def _format_of(file: str) -> str:
-    fmt = FORMATS.get(Path(file).suffix.lower())
-    if fmt is None:
-        raise ConfigError(f"{file}: unsupported plan file extension {Path(file).suffix!r};"
-                          f" use one of {', '.join(FORMATS)}")
-    return fmt
-
-
-def _require(module: str, purpose: str) -> ModuleType:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"{purpose} needs the {module!r} package:"
-                          " pip install torchinit[config]") from None
-
-
-def _parse_yaml(text: str, file: str) -> tuple[Any, _Source]:
-    yaml = _require("yaml", "reading YAML")
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only, for line numbers
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        hint = (" (plan files hold plain data: mappings, lists, strings, numbers and booleans;"
-                " tags such as !!python/... are refused)"
-                if isinstance(err, yaml.constructor.ConstructorError) else "")
-        raise PlanError(f"{where}: invalid YAML: {err.problem}{hint}") from None
-    except yaml.YAMLError as err:
-        raise PlanError(f"{file}: invalid YAML: {err}") from None
-    source = _Source(file, "YAML", lambda path: _yaml_line(root, path))
-    _check_yaml_duplicates(root, source)
-    return data, source
-
-
-def _yaml_line(node: Any, path: FieldPath) -> int | None:
-    """Line of the deepest node along ``path`` (mapping entries: the key's line)."""
-    if node is None:  # an empty document
-        return None
-    line = node.start_mark.line + 1
-    for part in path:
-        if isinstance(part, int) and node.id == "sequence" and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-            continue
-        entry = next(((k, v) for k, v in node.value if k.id == "scalar" and k.value == str(part)),
-                     None) if node.id == "mapping" else None
-        if entry is None:
-            break
-        line, node = entry[0].start_mark.line + 1, entry[1]
-    return line
-
-
-def _check_yaml_duplicates(root: Any, source: _Source) -> None:
-    """Refuse a key given twice in one mapping (``safe_load`` would keep the last silently)."""
-    stack: list[tuple[Any, FieldPath]] = [(root, ())] if root is not None else []
-    seen: set[int] = set()  # aliases share nodes; visit each once
-    while stack:
-        node, path = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if node.id == "sequence":
-            stack.extend((item, (*path, i)) for i, item in enumerate(node.value))
-        elif node.id == "mapping":
-            keys: set[Any] = set()
-            for key, value in node.value:
-                name = key.value if key.id == "scalar" else id(key)
-                if name in keys:
-                    raise source.error((*path, str(name)), f"key {name!r} is given twice",
-                                       key.start_mark.line + 1)
-                keys.add(name)
-                stack.append((value, (*path, str(name))))
-
-
-def _parse_json(text: str, file: str) -> tuple[Any, _Source]:
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise PlanError(f"{file}: key {key!r} is given twice in one JSON object")
-            out[key] = value
-        return out
-
-    try:
-        data = json.loads(text, object_pairs_hook=unique)
-    except json.JSONDecodeError as err:
-        raise PlanError(f"{file}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
-    return data, _Source(file, "JSON")
-
-
-def _parse_toml(text: str, file: str) -> tuple[Any, _Source]:
-    tomllib = _require("tomllib" if sys.version_info >= (3, 11) else "tomli", "reading TOML")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:  # the message says "(at line L, column C)"
-        raise PlanError(f"{file}: invalid TOML: {err}") from None
-    return data, _Source(file, "TOML")
-
-
-_PARSERS = {"YAML": _parse_yaml, "JSON": _parse_json, "TOML": _parse_toml}
 _DUMPERS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "YAML": lambda data: _require("yaml", "writing YAML").safe_dump(
+    "YAML": lambda data: require("yaml", "writing YAML").safe_dump(
         data, sort_keys=False, default_flow_style=None, allow_unicode=True),
-    "TOML": lambda data: _require("tomli_w", "writing TOML").dumps(data),
+    "TOML": lambda data: require("tomli_w", "writing TOML").dumps(data),
     "JSON": lambda data: json.dumps(data, indent=2) + "\n",
 }
 
 
 # -- schema ------------------------------------------------------------------------------------
-def _check_keys(data: Mapping, allowed: tuple[str, ...], path: FieldPath, source: _Source,
+def _check_keys(data: Mapping, allowed: tuple[str, ...], path: FieldPath, source: Source,
                 what: str) -> None:
     for key in data:
         if key not in allowed:
-            raise source.error((*path, str(key)), f"unknown {what} key {key!r}; {what} keys are"
-                               f" {list(allowed)}." + suggest(str(key), allowed))
+            field = key if isinstance(key, str) else short_repr(key)
+            raise source.error((*path, field), f"unknown {what} key {short_repr(key)}; {what}"
+                               f" keys are {list(allowed)}." + suggest(key, allowed))
 
 
-def _expect(ok: bool, value: Any, path: FieldPath, source: _Source, expected: str) -> None:
+def _expect(ok: bool, value: Any, path: FieldPath, source: Source, expected: str) -> None:
     if not ok:
-        raise source.error(path, f"must be {expected}, got {_type_name(value)} {value!r}")
+        raise source.error(path, f"must be {expected}, got {_type_name(value)}"
+                           f" {short_repr(value)}")
 
 
 def _is_str_list(value: Any) -> bool:
@@ -230,19 +107,20 @@ _SELECTOR_FIELDS: _Checks = {
 }
 
 
-def _check_fields(data: Mapping, checks: _Checks, path: FieldPath, source: _Source) -> None:
+def _check_fields(data: Mapping, checks: _Checks, path: FieldPath, source: Source) -> None:
     for key, (ok, expected) in checks.items():
         if key in data:
             _expect(ok(data[key]), data[key], (*path, key), source, expected)
 
 
-def _validate_plan(data: Any, source: _Source) -> None:
+def _validate_plan(data: Any, source: Source) -> None:
     _expect(isinstance(data, Mapping), data, (), source,
             "a mapping with a 'rules' list (a plan)")
     _check_keys(data, TOP_KEYS, (), source, "plan")
     if "version" in data and not (_is_int(data["version"]) and data["version"] == FORMAT_VERSION):
-        raise source.error(("version",), f"unsupported plan file version {data['version']!r};"
-                           f" this torchinit reads version {FORMAT_VERSION}")
+        raise source.error(("version",), "unsupported plan file version"
+                           f" {short_repr(data['version'])}; this torchinit reads version"
+                           f" {FORMAT_VERSION}")
     if "rules" not in data:
         raise source.error((), "missing key 'rules' (a list of rules; it may be empty)")
     _expect(isinstance(data["rules"], list), data["rules"], ("rules",), source, "a list of rules")
@@ -251,7 +129,7 @@ def _validate_plan(data: Any, source: _Source) -> None:
         _validate_rule(rule, ("rules", i), source)
 
 
-def _validate_rule(rule: Any, path: FieldPath, source: _Source) -> None:
+def _validate_rule(rule: Any, path: FieldPath, source: Source) -> None:
     _expect(isinstance(rule, Mapping), rule, path, source,
             "a rule: a mapping with 'init' and optionally 'match', 'tags', 'fans', 'label',"
             " 'optional'")
@@ -270,7 +148,7 @@ def _validate_rule(rule: Any, path: FieldPath, source: _Source) -> None:
     _check_fields(rule, _RULE_FIELDS, path, source)
 
 
-def _validate_init(init: Any, path: FieldPath, source: _Source) -> None:
+def _validate_init(init: Any, path: FieldPath, source: Source) -> None:
     _expect(isinstance(init, (str, Mapping)), init, path, source,
             "an initializer name, a mapping {name: ..., arguments...} or {factory: name}")
     if isinstance(init, str):
@@ -335,10 +213,10 @@ def _yaml_number_hint(value: Any) -> str:
         return ""
     if "e" in number and "." not in number:
         number = number.replace("e", ".0e")
-    return f" (YAML reads {value!r} as a string; write {number} for the number)"
+    return f" (YAML reads {short_repr(value)} as a string; write {number} for the number)"
 
 
-def _build_rule(rule: Mapping[str, Any], path: FieldPath, source: _Source) -> Rule:
+def _build_rule(rule: Mapping[str, Any], path: FieldPath, source: Source) -> Rule:
     try:
         return Rule.from_dict(rule)
     except _BUILD_ERRORS as err:
@@ -348,7 +226,8 @@ def _build_rule(rule: Mapping[str, Any], path: FieldPath, source: _Source) -> Ru
         raise source.error(where, f"{err}{hint}") from None
 
 
-def _plan_from_data(data: Any, source: _Source) -> Plan:
+def _plan_from_data(data: Any, source: Source) -> Plan:
+    check_plain_data(data, source)
     _validate_plan(data, source)
     rules = [_build_rule(rule, ("rules", i), source) for i, rule in enumerate(data["rules"])]
     return Plan(rules, on_unmatched=data.get("on_unmatched", "error"),
@@ -361,24 +240,21 @@ def plan_from_dict(data: Mapping[str, Any]) -> Plan:
     Raises:
         PlanError: naming the field (``rules[2].init.gain``) that is wrong and what would work.
     """
-    return _plan_from_data(data, _Source())
+    return _plan_from_data(data, Source())
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read a plan from a ``.yaml``/``.yml``, ``.toml`` or ``.json`` file; no code runs.
 
+    Reading is bounded (file size, nesting depth, YAML alias expansion, integer size; see
+    ``torchinit.plan.readers``), so a hostile file fails fast with little memory.
+
     Raises:
         ConfigError: for an unsupported extension or a missing optional dependency.
-        PlanError: for a malformed file or an invalid plan, naming the file, the field and (for
-            YAML, and for syntax errors in every format) the line.
+        PlanError: for a malformed file, one beyond a limit, or an invalid plan, naming the
+            file, the field and (for YAML, and for syntax errors in every format) the line.
     """
-    file = os.fspath(path)
-    fmt = _format_of(file)
-    try:
-        text = Path(file).read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise PlanError(f"{file}: not UTF-8 text ({err})") from None
-    data, source = _PARSERS[fmt](text, file)
+    data, source = read_plan_data(os.fspath(path))
     return _plan_from_data(data, source)
 
 
@@ -391,8 +267,8 @@ def _plain(value: Any, path: FieldPath, fmt: str, file: str) -> Any:
         return [_plain(v, (*path, i), fmt, file) for i, v in enumerate(value)]
     if isinstance(value, (str, bool, int, float)) or (value is None and fmt != "TOML"):
         return value
-    raise ConfigError(f"cannot write {file}: {_format_path(path)} is {_type_name(value)}"
-                      f" {value!r}, which a {fmt} plan file cannot store")
+    raise ConfigError(f"cannot write {file}: {format_path(path)} is {_type_name(value)}"
+                      f" {short_repr(value)}, which a {fmt} plan file cannot store")
 
 
 def _write_atomic(file: str, text: str) -> None:
@@ -418,7 +294,7 @@ def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
             that names a module class without a registered name; the file is then untouched.
     """
     file = os.fspath(path)
-    fmt = _format_of(file)
+    fmt = format_of(file)
     try:
         data = {"version": FORMAT_VERSION, **plan.to_dict()}
     except ConfigError as err:

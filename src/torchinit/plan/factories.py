@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..errors import ConfigError, FanError, UnknownNameError, suggest
+from ..errors import ConfigError, FanError, UnknownNameError, short_repr, suggest
 from ..initializers import Constant, Initializer, Normal, Ones, Uniform, Zeros
 from ..layouts import fans as layer_fans
 from .roles import NORM_TYPES
@@ -50,7 +50,7 @@ class InitFactory:
     def __post_init__(self) -> None:
         if self.name not in _FACTORIES:
             raise UnknownNameError(
-                f"unknown initializer factory {self.name!r}; known: {factory_names()}."
+                f"unknown initializer factory {short_repr(self.name)}; known: {factory_names()}."
                 + suggest(self.name, _FACTORIES)
             )
 

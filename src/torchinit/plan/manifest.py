@@ -5,30 +5,26 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
-from .._fans import Block, Fans
+from .._fans import Fans
 from ..errors import ConfigError
-from ..initializers import Initializer, from_config
+from ..initializers import Initializer
 from ..streams import Key, normalize_region, region_shape
+
+if TYPE_CHECKING:
+    from ..progress import Progress
 
 __all__ = ["Manifest", "Record", "BlockEntry"]
 
 
 def _num(x: float | None) -> float | str | None:
     return x if x is None or math.isfinite(x) else ("inf" if x > 0 else "-inf")
-
-
-def _fans_from_dict(d: dict | None) -> Fans | None:
-    if d is None:
-        return None
-    blocks = tuple(Block(n, a, b) for n, a, b in d.get("blocks", ()))
-    return Fans(d["fan_in"], d["fan_out"], d.get("receptive_field", 1), blocks,
-                d.get("assumed", False), d.get("convention", "semantic"))
 
 
 @dataclass(frozen=True)
@@ -167,25 +163,14 @@ class Record:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Record:
-        def num(x: Any) -> float | None:
-            return float(x) if isinstance(x, str) else x
+        """The record of a :meth:`to_dict` form, every field checked.
 
-        blocks = tuple(
-            BlockEntry(b["name"], b["rows"][0], b["rows"][1], b["rule"], b["rule_label"],
-                       from_config(b["init"]), _fans_from_dict(b["fans"]), num(b["std"]))
-            for b in d.get("blocks", ()))
-        return cls(
-            path=d["path"], shape=tuple(d["shape"]), dtype=d["dtype"],
-            module_type=d["module_type"], aliases=tuple(d.get("aliases", ())),
-            roles=tuple(d.get("roles", ())), matched=tuple(d.get("matched", ())),
-            alias_matched=tuple(d.get("alias_matched", ())),
-            rule=d.get("rule"), rule_label=d.get("rule_label"),
-            init=from_config(d["init"]) if d.get("init") else None,
-            fans=_fans_from_dict(d.get("fans")), std=num(d.get("std")),
-            bound=num(d.get("bound")), key=Key(*d["key"]) if d.get("key") else None,
-            blocks=blocks, tags=tuple(d.get("tags", ())), zero_rows=tuple(d.get("zero_rows", ())),
-            scale=d.get("scale", 1.0), notes=tuple(d.get("notes", ())),
-            values=tuple(d["values"]) if d.get("values") is not None else None)
+        Raises:
+            ConfigError: naming the field that is missing or has the wrong type.
+        """
+        from .manifest_json import record_from_dict
+
+        return record_from_dict(d)
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide the values (what the digest hashes)."""
@@ -196,11 +181,30 @@ class Record:
 
 @dataclass(frozen=True)
 class Manifest:
-    """One :class:`Record` per parameter, in ``named_parameters()`` order."""
+    """One :class:`Record` per parameter, in ``named_parameters()`` order.
+
+    Records are indexed by path and alias when the manifest is made, so ``manifest[path]``
+    and ``path in manifest`` take constant time.
+
+    Raises:
+        ConfigError: if two records claim one path (as path or alias).
+    """
 
     records: tuple[Record, ...]
     seed: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+    _index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        records = tuple(self.records)
+        index: dict[str, int] = {}
+        for i, record in enumerate(records):
+            for path in (record.path, *record.aliases):
+                if index.setdefault(path, i) != i:
+                    raise ConfigError(f"manifest: path {path!r} names records[{index[path]}] and"
+                                      f" records[{i}]; each parameter path names one record")
+        object.__setattr__(self, "records", records)
+        object.__setattr__(self, "_index", index)
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records)
@@ -209,18 +213,90 @@ class Manifest:
         return len(self.records)
 
     def __getitem__(self, path: str) -> Record:
-        for r in self.records:
-            if r.path == path or path in r.aliases:
-                return r
-        raise KeyError(path)
+        """The record of ``path`` (its canonical path or an alias)."""
+        return self.records[self._index[path]]
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._index
 
     def paths(self) -> list[str]:
         return [r.path for r in self.records]
 
+    def replace_records(self, records: Iterable[Record]) -> Manifest:
+        """A copy with the records of the given paths replaced, in one pass (used by the
+        data-dependent steps).
+
+        Raises:
+            KeyError: for a record whose path the manifest does not have.
+        """
+        new = list(self.records)
+        for record in records:
+            new[self._index[record.path]] = record
+        return replace(self, records=tuple(new))
+
     def replace_record(self, record: Record) -> Manifest:
-        """A copy with the record of ``record.path`` replaced (used by data-dependent steps)."""
-        records = tuple(record if r.path == record.path else r for r in self.records)
-        return replace(self, records=records)
+        """A copy with the record of ``record.path`` replaced (see :meth:`replace_records`)."""
+        return self.replace_records((record,))
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(
+        self,
+        target: nn.Module | Mapping[str, torch.Tensor],
+        *,
+        regions: Mapping[str, Sequence[slice] | None] | None = None,
+        out: Callable[[Record, torch.Tensor], torch.Tensor] | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Write every record's values into its tensor: the one place that writes parameter
+        storage (``ti.apply``, ``ti.build``, ``ti.materialize``, ``Plan.as_fn``, LSUV, the
+        output-bias prior, ``Initializer.fill_`` and ``torchinit.functional`` call it).
+
+        Every target is checked before the first write (see :meth:`check`). Each tensor is
+        then written once, under ``no_grad``; in place, a copy of it is taken just before, and
+        if anything fails or is interrupted every tensor already written is restored, so the
+        tensors are bitwise as before (the error gets a note naming the parameter).
+        Zero-size tensors are left alone with a warning; records that keep their values are
+        not written.
+
+        Args:
+            target: A model (the manifest must describe exactly its parameters) or a mapping
+                from parameter path (or alias) to tensor, for some of the records.
+            regions: The global region each tensor holds, by path (default: a DTensor's local
+                shard, else the whole tensor).
+            out: Allocation hook ``out(record, tensor) -> storage``: the values go into the new
+                storage it returns (of the tensor's local shape), and the given tensors are not
+                touched; the caller installs the storage.
+            progress: A progress bar advanced by the bytes of each tensor.
+
+        Returns:
+            Path -> the tensor that holds the values (the local shard, or the new storage).
+
+        Raises:
+            WriteError: (before any write) naming every tensor that cannot be written.
+            PlanError: for a model the manifest does not describe.
+        """
+        from .write import write
+
+        return write(self, target, regions, out, progress)
+
+    def check(
+        self,
+        target: nn.Module | Mapping[str, torch.Tensor],
+        *,
+        regions: Mapping[str, Sequence[slice] | None] | None = None,
+    ) -> None:
+        """Raise what :meth:`write` would raise before its first write, and write nothing:
+        a tensor on the meta device where values are expected, an inference tensor outside
+        ``torch.inference_mode()``, self-overlapping storage (``expand``), a non-floating
+        dtype, a region that does not fit, or values beyond the dtype's range (bounded
+        schemes by their bound, normals by ``|mean| + 10 std``).
+
+        Raises:
+            WriteError: naming every offender, its path, shape, initializer and what would work.
+        """
+        from .write import check
+
+        check(self, target, regions)
 
     # -- output ----------------------------------------------------------------------------------
     def to_records(self) -> list[dict[str, Any]]:
@@ -232,9 +308,15 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
-        d = json.loads(text)
-        return cls(tuple(Record.from_dict(r) for r in d["records"]), d.get("seed", 0),
-                   d.get("data", {}))
+        """The manifest of :meth:`to_json` text.
+
+        Raises:
+            ConfigError: for text that is not such a manifest, naming the field path
+                (e.g. ``records[3].shape``).
+        """
+        from .manifest_json import manifest_from_json
+
+        return manifest_from_json(text)
 
     def digest(self) -> str:
         """SHA-256 over what decides the values of every parameter, sorted by path: equal

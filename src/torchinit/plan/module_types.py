@@ -11,7 +11,7 @@ import fnmatch
 
 from torch import nn
 
-from ..errors import ConfigError, UnknownNameError, suggest
+from ..errors import ConfigError, UnknownNameError, short_repr, suggest
 
 __all__ = ["register_module_type", "module_type", "module_types_matching", "type_name"]
 
@@ -59,7 +59,7 @@ def module_type(name: str) -> type[nn.Module]:
         return _BY_NAME[name]
     except KeyError:
         raise UnknownNameError(
-            f"unknown module type {name!r}." + suggest(name, _BY_NAME)
+            f"unknown module type {short_repr(name)}." + suggest(name, _BY_NAME)
             + " Built-in torch.nn classes are known by their class name; register your own with"
             " torchinit.register_module_type(MyModule)."
         ) from None
@@ -70,7 +70,7 @@ def module_types_matching(pattern: str) -> tuple[type[nn.Module], ...]:
     if any(ch in pattern for ch in "*?["):
         found = tuple(cls for n, cls in sorted(_BY_NAME.items()) if fnmatch.fnmatchcase(n, pattern))
         if not found:
-            raise UnknownNameError(f"no registered module type matches {pattern!r}")
+            raise UnknownNameError(f"no registered module type matches {short_repr(pattern)}")
         return found
     return (module_type(pattern),)
 

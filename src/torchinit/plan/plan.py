@@ -7,6 +7,7 @@ result is a :class:`Manifest`. Nothing is written until every parameter has reso
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from .._fans import Fans
-from ..errors import FanError, InitializerError, PlanError, TorchinitError
+from ..errors import FanError, InitializerError, PlanError, TorchinitError, short_repr
 from ..initializers import Initializer, StructuredInitializer
 from ..layouts import fans as layer_fans
 from ..streams import Key
@@ -96,7 +97,8 @@ class Plan:
         name: str | None = None,
     ) -> None:
         if on_unmatched not in UNMATCHED:
-            raise PlanError(f"on_unmatched must be one of {UNMATCHED}, got {on_unmatched!r}")
+            raise PlanError(f"on_unmatched must be one of {UNMATCHED},"
+                            f" got {short_repr(on_unmatched)}")
         self.rules: tuple[Rule, ...] = tuple(
             r if isinstance(r, Rule) else Rule.from_dict(r) for r in rules)
         self.on_unmatched = on_unmatched
@@ -157,21 +159,20 @@ class Plan:
         """A function for ``model.apply(plan.as_fn(model, seed))``, for code built around
         ``Module.apply``.
 
-        The whole model is resolved and validated when ``as_fn`` is called, so nothing is
-        written if any parameter fails; each call then writes the direct parameters of the
-        module it gets. The model is needed because keys come from full parameter paths, which
-        ``Module.apply`` does not pass.
+        The whole model is resolved, and every parameter checked for writing, when ``as_fn``
+        is called, so nothing is written if any parameter fails; each call then writes the
+        direct parameters of the module it gets (through :meth:`Manifest.write`). The model
+        is needed because keys come from full parameter paths, which ``Module.apply`` does
+        not pass.
         """
-        from ..apply import write_values
-
         manifest = self.resolve(model, seed)
+        manifest.check(model)
         paths = {id(p): path for path, p in model.named_parameters()}
 
         def init_module(module: nn.Module) -> None:
-            own = {paths[id(p)]: p for p in module.parameters(recurse=False) if id(p) in paths}
-            write_values(manifest, own)
-            for p in own.values():
-                paths.pop(id(p))  # tied parameters are written once
+            own = {paths.pop(id(p)): p for p in module.parameters(recurse=False)
+                   if id(p) in paths}  # tied parameters are written once
+            manifest.write(own)
 
         return init_module
 
@@ -187,13 +188,14 @@ class Plan:
     def resolve(self, model: nn.Module, seed: int = 0) -> Manifest:
         """Resolve and validate every parameter (see :meth:`explain`)."""
         params = collect_params(model)
+        labels = [rule.describe() for rule in self.rules]  # once per rule, not per parameter
         errors: list[str] = []
         records: list[Record] = []
         used: set[int] = set()
         unmatched: list[str] = []
         for param in params:
             try:
-                record = self._resolve_param(param, seed)
+                record = self._resolve_param(param, seed, labels)
             except TorchinitError as err:
                 errors.append(str(err))
                 continue
@@ -224,7 +226,7 @@ class Plan:
     def _matching(self, info: ParamInfo) -> list[int]:
         return [i for i, rule in enumerate(self.rules) if rule.match.matches(info)]
 
-    def _resolve_param(self, param: _Param, seed: int) -> Record:
+    def _resolve_param(self, param: _Param, seed: int, labels: Sequence[str]) -> Record:
         info = param.infos[0]
         matched = self._matching(info)
         notes: list[str] = []
@@ -251,7 +253,7 @@ class Plan:
             aliases=tuple(a.path for a in param.infos[1:]), roles=tuple(sorted(info.roles)),
             matched=tuple(matched), alias_matched=tuple(sorted(alias_matched)),
             notes=tuple(notes))
-        blocks = self._block_winners(info, matched, winner)
+        blocks = self._block_winners(info, matched, winner, labels)
         if winner is None:
             record = Record(**base)
             if blocks:
@@ -267,18 +269,17 @@ class Plan:
                 and info.name == "weight" and info.module.padding_idx is not None:
             zero_rows = (info.module.padding_idx % param.tensor.shape[0],)
         rule = self.rules[winner]
-        return Record(**base, rule=winner, rule_label=rule.describe(), init=init, fans=fans,
-                      std=init.std(fans, param.tensor.shape),
-                      bound=init.bound(fans, param.tensor.shape),
-                      key=Key(seed, info.path), blocks=entries, tags=rule.tags,
-                      zero_rows=zero_rows)
+        std, bound = _moments(init, fans, tuple(param.tensor.shape))
+        return Record(**base, rule=winner, rule_label=labels[winner], init=init, fans=fans,
+                      std=std, bound=bound, key=Key(seed, info.path), blocks=entries,
+                      tags=rule.tags, zero_rows=zero_rows)
 
     def _rule_effect(self, index: int | None) -> tuple | None:
         """What a rule does (initializer and fan convention), to compare rules across aliases."""
         return None if index is None else (self.rules[index].init, self.rules[index].fans)
 
-    def _block_winners(self, info: ParamInfo, matched: list[int],
-                       winner: int | None) -> list[BlockEntry]:
+    def _block_winners(self, info: ParamInfo, matched: list[int], winner: int | None,
+                       labels: Sequence[str]) -> list[BlockEntry]:
         if not any(self.rules[i].match.block for i in matched) or info.fans is None:
             return []
         out = []
@@ -288,28 +289,40 @@ class Plan:
                 continue
             init, fans = self._initializer(cands[-1], info, None)
             rows = block.stop - block.start
+            std, _ = _moments(init, fans, (rows, *_shape_tail(info)))
             out.append(BlockEntry(block.name, block.start, block.stop, cands[-1],
-                                  self.rules[cands[-1]].describe(), init, fans,
-                                  init.std(fans, (rows, *_shape_tail(info)))))
+                                  labels[cands[-1]], init, fans, std))
         return out
 
     def _initializer(self, index: int, info: ParamInfo,
                      tensor: torch.Tensor | None) -> tuple[Initializer, Fans | None]:
         rule = self.rules[index]
-        where = f"rule #{index} ({rule.describe()})"
         shape = tuple(getattr(info.module, info.name).shape)
         try:
             init = rule.init(info) if isinstance(rule.init, InitFactory) else rule.init
             fans = None
             if init.uses_fans or isinstance(init, StructuredInitializer):
-                fans = layer_fans(info.module, info.name, convention=rule.fans)
+                fans = info.fans if rule.fans == "semantic" and info.fans is not None \
+                    else layer_fans(info.module, info.name, convention=rule.fans)
             dtype = tensor.dtype if tensor is not None else None
             init.check(shape, dtype, fans, info.path)
         except InitializerError as err:
-            raise type(err)(f"{where}: {err}") from None
+            raise type(err)(f"rule #{index} ({rule.describe()}): {err}") from None
         except TypeError as err:
-            raise PlanError(f"{where}: {err}") from None
+            raise PlanError(f"rule #{index} ({rule.describe()}): {err}") from None
         return init, fans
+
+
+def _moments(init: Initializer, fans: Fans | None,
+             shape: tuple[int, ...]) -> tuple[float | None, float | None]:
+    """(std, bound) of what ``init`` draws for ``shape``; ``(None, None)`` for a tensor with no
+    elements whose zero fan leaves the scale undefined (nothing is drawn for it)."""
+    try:
+        return init.std(fans, shape), init.bound(fans, shape)
+    except FanError:
+        if math.prod(shape) != 0:
+            raise
+        return None, None
 
 
 def _shape_tail(info: ParamInfo) -> tuple[int, ...]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 from .. import initializers
-from ..errors import ConfigError
+from ..errors import ConfigError, short_repr
 from ..initializers import Initializer
 from .factories import InitFactory
 from .selectors import SELECT_KEYS, Select, as_select
@@ -32,7 +32,7 @@ def as_init(init: Any) -> InitSpec:
         return initializers.from_config(init)
     raise ConfigError(
         f"a rule's init must be an Initializer, a name, a config dict or {{'factory': name}},"
-        f" got {init!r}"
+        f" got {short_repr(init)}"
     )
 
 
@@ -77,7 +77,7 @@ class Rule:
         if init is None:
             raise ConfigError(f"Rule({as_select(match).describe()}) needs init=")
         if fans not in FAN_CONVENTIONS:
-            raise ConfigError(f"Rule fans must be one of {FAN_CONVENTIONS}, got {fans!r}")
+            raise ConfigError(f"Rule fans must be one of {FAN_CONVENTIONS}, got {short_repr(fans)}")
         if isinstance(tags, str):
             tags = (tags,)
         self.match = as_select(match)

@@ -7,7 +7,6 @@ selector matches every parameter.
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +14,9 @@ from typing import Any
 from torch import nn
 
 from .._fans import Fans
-from ..errors import ConfigError, suggest
+from ..errors import ConfigError, short_repr, suggest
 from .module_types import module_types_matching, type_name
+from .regex import LinearRegex
 from .roles import ROLES
 
 __all__ = ["Select", "ParamInfo", "as_select"]
@@ -54,7 +54,8 @@ def _resolve_types(items: tuple, what: str) -> tuple[type[nn.Module], ...]:
         elif isinstance(t, type) and issubclass(t, nn.Module):
             classes.append(t)
         else:
-            raise ConfigError(f"selector {what} must be a module class or a name, got {t!r}")
+            raise ConfigError(f"selector {what} must be a module class or a name,"
+                              f" got {short_repr(t)}")
     return tuple(classes)
 
 
@@ -66,7 +67,9 @@ class Select:
         type: Module class(es) (subclasses match too) or registered names/globs such as
             ``"Linear"`` or ``"Conv*"``.
         path: fnmatch glob(s) on the full dotted parameter path, e.g. ``"encoder.*.weight"``.
-        regex: Regular expression searched in the full path (``re.search``).
+        regex: Regular expression searched in the full path, with ``re.search``'s answer
+            but in linear time; constructs that need backtracking (backreferences,
+            lookarounds, ``\\b``) are refused. See ``torchinit.plan.regex``.
         name: Glob(s) on the parameter's own name: ``"weight"``, ``"bias"``, ``"weight_ih_l*"``.
         role: Role(s) (any of them): weight, bias, norm, scale, embedding, input, recurrent,
             projection, prelu; see ``torchinit.plan.roles``.
@@ -88,6 +91,7 @@ class Select:
     # Selectors compare by the classes they resolve to: "Linear" == nn.Linear.
     _classes: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False)
     _within: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False)
+    _regex: LinearRegex | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for key in ("type", "within"):
@@ -100,17 +104,15 @@ class Select:
         object.__setattr__(self, "ndim", _as_tuple(self.ndim))
         for r in self.role:
             if r not in ROLES:
-                raise ConfigError(f"unknown role {r!r}; roles are {ROLES}." + suggest(r, ROLES))
+                raise ConfigError(f"unknown role {short_repr(r)}; roles are {ROLES}."
+                                  + suggest(r, ROLES))
         for n in self.ndim:
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                raise ConfigError(f"selector ndim must be non-negative ints, got {n!r}")
+                raise ConfigError(f"selector ndim must be non-negative ints, got {short_repr(n)}")
         if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as err:
-                raise ConfigError(f"selector regex {self.regex!r} is invalid: {err}") from None
+            object.__setattr__(self, "_regex", LinearRegex(self.regex))
         if self.block is not None and not isinstance(self.block, str):
-            raise ConfigError(f"selector block must be a block name, got {self.block!r}")
+            raise ConfigError(f"selector block must be a block name, got {short_repr(self.block)}")
 
     def matches(self, p: ParamInfo) -> bool:
         """Whether every given condition holds for ``p`` (the block condition: ``p`` has it)."""
@@ -120,7 +122,7 @@ class Select:
             return False
         if self.path and not any(fnmatch.fnmatchcase(p.path, g) for g in self.path):
             return False
-        if self.regex is not None and re.search(self.regex, p.path) is None:
+        if self._regex is not None and not self._regex.search(p.path):
             return False
         if self.name and not any(fnmatch.fnmatchcase(p.name, g) for g in self.name):
             return False
@@ -178,4 +180,5 @@ def as_select(match: Select | Mapping[str, Any] | None) -> Select:
                 + "".join(suggest(u, SELECT_KEYS) for u in unknown)
             )
         return Select(**match)
-    raise ConfigError(f"a selector must be a Select or a dict of its fields, got {match!r}")
+    raise ConfigError(
+        f"a selector must be a Select or a dict of its fields, got {short_repr(match)}")

@@ -1,107 +1,69 @@
-"""Choice of sampling backend: the fast numba CPU backend where it applies, else the reference.
+"""Choice of sampling backend: the compiled CPU core where it applies, else the reference.
 
-``TORCHINIT_BACKEND=reference`` forces the reference backend (``fast`` requires numba). Both
-give bit-identical float32/float64 values, so the choice changes speed, never results.
+``TORCHINIT_BACKEND`` chooses: ``auto`` (the default: the compiled core for CPU tensors of at
+least a few thousand elements), ``compiled`` (an error if the core is missing) or
+``reference`` (torch tensor ops everywhere). Both give bit-identical values, so the choice
+changes speed, never results. The core is a C extension built by ``pip install``; where it
+could not be built, torchinit warns once and samples with the reference backend.
 """
 
 from __future__ import annotations
 
-import math
 import os
+import threading
 import warnings
-from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from .distributions import Distribution, NormalDist, TruncNormalDist, UniformDist, normal_cdf
-from .keys import Key
-from .regions import _strides, region_shape
+from ..errors import InitializerError
 
-__all__ = ["fast_available", "use_fast", "sample_fast"]
+__all__ = ["compiled_available", "use_compiled", "backend_name"]
 
-_FAST_DTYPES = (torch.float32, torch.float64)
-_SEGMENT = 1 << 15
-_warned = False
+_CHOICES = ("auto", "compiled", "reference")
+_SMALL = 4096  # below this the reference ops are as fast as a call into the core
+_warned = threading.Event()
 
 
-def fast_available() -> bool:
-    """Whether the numba backend can be imported."""
+def compiled_available() -> bool:
+    """Whether the compiled core was built and can be imported."""
     try:
-        from . import fast  # noqa: F401
+        from . import _core  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-def use_fast(device: torch.device, numel: int) -> bool:
-    """Whether to sample ``numel`` values on ``device`` with the fast backend."""
-    global _warned
+def _choice() -> str:
     choice = os.environ.get("TORCHINIT_BACKEND", "auto")
-    if choice == "reference" or device.type != "cpu" or numel < 4096:
+    if choice not in _CHOICES:
+        raise InitializerError(f"TORCHINIT_BACKEND={choice!r} is not a backend; use one of"
+                               f" {', '.join(_CHOICES)}")
+    return choice
+
+
+def backend_name() -> str:
+    """The backend large CPU samples use now: ``"compiled"`` or ``"reference"``."""
+    choice = _choice()
+    if choice == "reference" or (choice == "auto" and not compiled_available()):
+        return "reference"
+    return "compiled"
+
+
+def use_compiled(device: torch.device, numel: int) -> bool:
+    """Whether to sample ``numel`` values on ``device`` with the compiled core."""
+    choice = _choice()
+    if choice == "reference" or device.type != "cpu" or numel < _SMALL:
         return False
-    if fast_available():
+    if compiled_available():
         return True
-    if choice == "fast":
-        raise ImportError("TORCHINIT_BACKEND=fast needs numba: pip install torchinit[fast]")
-    if not _warned:
-        _warned = True
-        warnings.warn("numba is not installed, so torchinit samples on the CPU with its"
-                      " reference backend, several times slower; pip install torchinit[fast]",
+    if choice == "compiled":
+        raise InitializerError(
+            "TORCHINIT_BACKEND=compiled, but torchinit's compiled core (torchinit.streams._core)"
+            " is not installed; reinstall torchinit where a C compiler is available")
+    if not _warned.is_set():
+        _warned.set()
+        warnings.warn("torchinit's compiled sampling core is not installed (no C compiler at"
+                      " install time?), so it samples on the CPU with its reference backend,"
+                      " several times slower; reinstall with a C compiler (gcc or clang)",
                       stacklevel=4)
     return False
-
-
-def _params(dist: Distribution) -> tuple[int, np.ndarray]:
-    if isinstance(dist, UniformDist):
-        return 0, np.array([dist.low, dist.high - dist.low, 0, 0, 0, 0], dtype=np.float64)
-    if isinstance(dist, NormalDist):
-        return 1, np.array([dist.loc, dist.scale, 0, 0, 0, 0], dtype=np.float64)
-    assert isinstance(dist, TruncNormalDist)
-    a, b, sign = dist.lower, dist.upper, 1.0
-    if a + b > 0:
-        a, b, sign = -b, -a, -1.0
-    pa, pb = normal_cdf(a), normal_cdf(b)
-    return 2, np.array([dist.loc, sign * dist.scale, pa, pb - pa, a, b], dtype=np.float64)
-
-
-def _segments(shape: Sequence[int], region: tuple[slice, ...]) -> tuple[np.ndarray, ...]:
-    """Split the region into runs along its last dimension of at most ``_SEGMENT`` elements."""
-    sizes = region_shape(region)
-    strides = _strides(shape)
-    starts = np.zeros((), dtype=np.int64)
-    for s, n, stride in zip(region[:-1], sizes[:-1], strides[:-1]):
-        ax = np.arange(s.start, s.start + s.step * n, s.step, dtype=np.int64) * stride
-        starts = starts[..., None] + ax
-    starts = starts.reshape(-1) + region[-1].start * strides[-1]
-    inner = sizes[-1]
-    pieces = np.arange(0, inner, _SEGMENT, dtype=np.int64)
-    step = region[-1].step * strides[-1]
-    seg_index = (starts[:, None] + pieces[None, :] * step).reshape(-1)
-    seg_out = (np.arange(starts.size, dtype=np.int64)[:, None] * inner + pieces[None, :]).reshape(-1)
-    seg_len = np.broadcast_to(np.minimum(_SEGMENT, inner - pieces), (starts.size, pieces.size))
-    return seg_out, seg_index, np.ascontiguousarray(seg_len).reshape(-1), step
-
-
-def sample_fast(
-    dist: Distribution,
-    key: Key,
-    shape: Sequence[int],
-    region: tuple[slice, ...],
-    out: torch.Tensor,
-) -> None:
-    """Write a non-constant ``dist`` over a normalized, non-empty ``region`` into the CPU tensor
-    ``out`` (float32/float64 contiguous tensors directly; others through a float64 buffer)."""
-    from . import fast
-
-    direct = out.dtype in _FAST_DTYPES and out.is_contiguous()
-    work = out.view(-1) if direct else torch.empty(out.numel(), dtype=torch.float64)
-    if not shape:
-        shape, region = (1,), (slice(0, 1, 1),)
-    seg_out, seg_index, seg_len, step = _segments(shape, region)
-    kind, params = _params(dist)
-    fast.set_threads(torch.get_num_threads())
-    k0, k1 = key.words
-    fast.fill_segments(work.numpy(), seg_out, seg_index, seg_len, step, k0, k1, kind, params)
-    if not direct:
-        out.copy_(work.view(out.shape))

@@ -10,6 +10,9 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
 
 __all__ = [
     "Distribution",
@@ -19,6 +22,8 @@ __all__ = [
     "TruncNormalDist",
     "normal_cdf",
     "normal_pdf",
+    "TruncParams",
+    "trunc_params",
 ]
 
 
@@ -141,3 +146,46 @@ class TruncNormalDist(Distribution):
 def truncated_std_factor(lower: float, upper: float) -> float:
     """Std of N(0, 1) truncated to [lower, upper]; 0.87962566103423978 for [-2, 2]."""
     return TruncNormalDist(0.0, 1.0, lower, upper).std()
+
+
+class TruncParams(NamedTuple):
+    """What every backend evaluates for a truncated normal, in this order:
+    ``z = clamp(ndtri(pa + mass * u), a, b)``, ``v = loc + signed_scale * z``, then ``v`` clamped
+    to ``[low_out, high_out]``, the widest interval of target-dtype values inside the bounds."""
+
+    signed_scale: float
+    pa: float
+    mass: float
+    a: float
+    b: float
+    low_out: float
+    high_out: float
+
+
+def trunc_params(dist: TruncNormalDist, dtype: torch.dtype) -> TruncParams:
+    """The sampler's constants for ``dist``, rounded into bounds for values of ``dtype``.
+
+    The inverse CDF is evaluated on the side with the smaller tail mass (``a + b <= 0``) and
+    mirrored, which keeps the far tail accurate. The final clamp makes the rounded value stay
+    inside the bounds: 0.04 is 0.0400390625 in bfloat16, so a bfloat16 sample bounded by 0.04
+    is at most 0.039794921875.
+    """
+    a, b, sign = dist.lower, dist.upper, 1.0
+    if a + b > 0:
+        a, b, sign = -b, -a, -1.0
+    pa, pb = normal_cdf(a), normal_cdf(b)
+    low = dist.loc + dist.lower * dist.scale
+    high = dist.loc + dist.upper * dist.scale
+    return TruncParams(sign * dist.scale, pa, pb - pa, a, b, _representable(low, dtype, up=True),
+                       _representable(high, dtype, up=False))
+
+
+def _representable(x: float, dtype: torch.dtype, up: bool) -> float:
+    """The value of ``dtype`` nearest to ``x`` on the inside: at least ``x`` (``up``) or at
+    most ``x``; infinite bounds stay infinite."""
+    if not math.isfinite(x):
+        return x
+    t = torch.tensor(x, dtype=torch.float64).to(dtype)
+    if (float(t) < x) if up else (float(t) > x):
+        t = torch.nextafter(t, torch.tensor(math.inf if up else -math.inf, dtype=dtype))
+    return float(t)

@@ -12,10 +12,12 @@ The stream definition (fixed; golden values in the tests pin it):
 * normal(loc, scale): ``loc + scale * ndtri(u)`` (the inverse normal CDF of
   :mod:`torchinit.streams.ndtri`, bit-identical on every backend; one uniform per element);
 * truncated normal on [a, b] (std units): ``loc + scale * ndtri(Phi(a) + u (Phi(b) - Phi(a)))``,
-  mirrored to the side with the smaller tail mass, then clamped to the bounds; no rejection, so
-  the value is a pure function of ``i``.
+  mirrored to the side with the smaller tail mass, then clamped to the bounds, and clamped again
+  to the widest interval of values of the target dtype inside the bounds (so rounding cannot
+  leave them); no rejection, so the value is a pure function of ``i``.
 
-All arithmetic is float64; the result is rounded once to the requested dtype.
+All arithmetic is float64; the result is rounded once to the requested dtype. The compiled CPU
+core (:mod:`torchinit.streams.compiled`) evaluates the same operations in the same order.
 """
 
 from __future__ import annotations
@@ -25,15 +27,15 @@ from collections.abc import Sequence
 
 import torch
 
+from .backends import use_compiled
 from .distributions import (
     ConstantDist,
     Distribution,
     NormalDist,
     TruncNormalDist,
     UniformDist,
-    normal_cdf,
+    trunc_params,
 )
-from .backends import sample_fast, use_fast
 from .keys import Key
 from .ndtri import ndtri
 from .philox import MASK32, philox4x32
@@ -55,18 +57,15 @@ def uniform53(key: Key, flat_index: torch.Tensor) -> torch.Tensor:
     return (bits.to(torch.float64) + 0.5) * _TWO_M53
 
 
-def _transform(dist: Distribution, u: torch.Tensor) -> torch.Tensor:
+def _transform(dist: Distribution, u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if isinstance(dist, UniformDist):
         return dist.low + (dist.high - dist.low) * u
     if isinstance(dist, NormalDist):
         return dist.loc + dist.scale * ndtri(u)
     if isinstance(dist, TruncNormalDist):
-        a, b, sign = dist.lower, dist.upper, 1.0
-        if a + b > 0:
-            a, b, sign = -b, -a, -1.0
-        pa, pb = normal_cdf(a), normal_cdf(b)
-        z = ndtri(pa + (pb - pa) * u).clamp_(a, b)
-        return dist.loc + (sign * dist.scale) * z
+        t = trunc_params(dist, dtype)
+        z = ndtri(t.pa + t.mass * u).clamp_(t.a, t.b)
+        return (dist.loc + t.signed_scale * z).clamp_(t.low_out, t.high_out)
     raise TypeError(f"no sampler for {type(dist).__name__}")
 
 
@@ -94,13 +93,16 @@ def sample_distribution(
         raise ValueError(f"out has shape {tuple(out.shape)}, the region needs {out_shape}")
     if isinstance(dist, ConstantDist):
         return out.fill_(dist.value)
-    if use_fast(out.device, out.numel()):
-        sample_fast(dist, key, shape, norm, out)
+    if use_compiled(out.device, out.numel()):
+        from .compiled import sample_compiled
+
+        sample_compiled(dist, key, shape, norm, out)
         return out
     flat = out.view(-1) if out.is_contiguous() else torch.empty(out.numel(), dtype=out.dtype,
                                                                 device=out.device)
     for offset, idx in flat_index_chunks(shape, norm, out.device):
-        flat[offset : offset + idx.numel()] = _transform(dist, uniform53(key, idx)).to(out.dtype)
+        values = _transform(dist, uniform53(key, idx), out.dtype)
+        flat[offset : offset + idx.numel()] = values.to(out.dtype)
     if not out.is_contiguous():
         out.copy_(flat.view(out_shape))
     return out

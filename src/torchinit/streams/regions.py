@@ -15,7 +15,7 @@ import torch
 
 from ..errors import InitializerError
 
-__all__ = ["Region", "normalize_region", "region_shape", "flat_index_chunks"]
+__all__ = ["Region", "normalize_region", "region_shape", "strides_of", "flat_index_chunks"]
 
 Region = Sequence[slice]
 
@@ -52,7 +52,8 @@ def region_shape(region: tuple[slice, ...]) -> tuple[int, ...]:
     return tuple(len(range(s.start, s.stop, s.step)) for s in region)
 
 
-def _strides(shape: Sequence[int]) -> list[int]:
+def strides_of(shape: Sequence[int]) -> list[int]:
+    """Row-major strides of ``shape``, in elements (a zero-size dimension counts as one)."""
     strides = [1] * len(shape)
     for d in range(len(shape) - 2, -1, -1):
         strides[d] = strides[d + 1] * max(int(shape[d + 1]), 1)
@@ -78,7 +79,7 @@ def flat_index_chunks(
     if not sizes:  # 0-d tensor
         yield 0, torch.zeros(1, dtype=torch.int64, device=device)
         return
-    strides = _strides(shape)
+    strides = strides_of(shape)
     inner_n = sizes[-1]
     last = region[-1]
     starts = torch.zeros((), dtype=torch.int64, device=device)
