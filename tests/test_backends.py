@@ -185,7 +185,7 @@ def test_backend_choice_from_the_environment(monkeypatch):
     assert backends.backend_name() == "reference"
     monkeypatch.setenv("TORCHINIT_BACKEND", "auto")
     assert not backends.use_compiled(torch.device("meta"), 10**6)
-    assert not backends.use_compiled(torch.device("cpu"), 10)
+    assert backends.use_compiled(torch.device("cpu"), 10)  # a call costs less than torch ops
     monkeypatch.setenv("TORCHINIT_BACKEND", "numba")
     with pytest.raises(InitializerError, match="TORCHINIT_BACKEND"):
         backends.use_compiled(torch.device("cpu"), 10**6)

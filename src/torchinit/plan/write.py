@@ -185,8 +185,8 @@ def _prepare(manifest: Manifest, target: Target, regions: Regions | None,
     writes, problems = [], []
     for record, param in _pairs(manifest, target):
         if tuple(param.shape) != record.shape:
-            problems.append(f"{describe_target(record.path, param.shape, record.init)}: the"
-                            f" manifest says shape {record.shape}")
+            problems.append(f"{describe_target(record.path or None, param.shape, record.init)}:"
+                            f" the manifest says shape {record.shape}")
             continue
         region = regions.get(record.path) if regions is not None else None
         if region is None:

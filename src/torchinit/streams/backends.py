@@ -1,7 +1,7 @@
 """Choice of sampling backend: the compiled CPU core where it applies, else the reference.
 
-``TORCHINIT_BACKEND`` chooses: ``auto`` (the default: the compiled core for CPU tensors of at
-least a few thousand elements), ``compiled`` (an error if the core is missing) or
+``TORCHINIT_BACKEND`` chooses: ``auto`` (the default: the compiled core for every CPU tensor),
+``compiled`` (an error if the core is missing) or
 ``reference`` (torch tensor ops everywhere). Both give bit-identical values, so the choice
 changes speed, never results. The core is a C extension built by ``pip install``; where it
 could not be built, torchinit warns once and samples with the reference backend.
@@ -20,7 +20,6 @@ from ..errors import InitializerError
 __all__ = ["compiled_available", "use_compiled", "backend_name"]
 
 _CHOICES = ("auto", "compiled", "reference")
-_SMALL = 4096  # below this the reference ops are as fast as a call into the core
 _warned = threading.Event()
 
 
@@ -52,7 +51,7 @@ def backend_name() -> str:
 def use_compiled(device: torch.device, numel: int) -> bool:
     """Whether to sample ``numel`` values on ``device`` with the compiled core."""
     choice = _choice()
-    if choice == "reference" or device.type != "cpu" or numel < _SMALL:
+    if choice == "reference" or device.type != "cpu" or numel == 0:
         return False
     if compiled_available():
         return True
