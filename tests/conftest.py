@@ -7,6 +7,10 @@ import math
 import pytest
 import torch
 
+from tests.thirdparty import define_torchvision_ops
+
+define_torchvision_ops()  # before any test module imports transformers (see tests/thirdparty.py)
+
 
 @pytest.fixture(autouse=True)
 def _restore_threads():

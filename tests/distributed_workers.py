@@ -227,3 +227,40 @@ def fsdp_failure_leaves_the_meta_model(rank: int, world: int, port: int) -> None
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+@_exit_after_success
+def fsdp_native(rank: int, world: int, port: int) -> None:
+    """A captured plan (a tiny transformers Llama's own init) materialized shard by shard
+    equals the single-process build, on every rank."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from torchinit.materialize import parameters_on_meta
+
+    from .thirdparty import define_torchvision_ops
+
+    define_torchvision_ops()
+    import transformers
+
+    _setup(rank, world, port)
+    try:
+        config = transformers.LlamaConfig(hidden_size=48, intermediate_size=80, vocab_size=101,
+                                          num_hidden_layers=2, num_attention_heads=4,
+                                          num_key_value_heads=2)
+
+        def factory() -> nn.Module:
+            return transformers.LlamaForCausalLM(config)
+
+        plan = ti.capture(factory)
+        with parameters_on_meta():  # buffers (rotary frequencies) keep their values
+            model = factory()
+        mesh = init_device_mesh("cpu", (world,))
+        for layer in model.model.layers:
+            fully_shard(layer, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        ti.materialize(model, plan, seed=3)
+        _check_against_single_process(model, ti.build(factory, plan, seed=3))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()

@@ -60,3 +60,9 @@ def test_partial_placement_is_rejected_on_every_rank():
 
 def test_fsdp2_materialize_is_all_or_nothing():
     _run(workers.fsdp_failure_leaves_the_meta_model, 2)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_fsdp2_captured_native_init(world):
+    pytest.importorskip("transformers")
+    _run(workers.fsdp_native, world)

@@ -190,24 +190,32 @@ def test_progress_bar_draws_when_enabled(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_kept_parameters_get_torch_defaults_on_meta():
-    """on_unmatched='keep' has nothing to keep on the meta device: torch's default
-    distribution is drawn (and noted), so no uninitialized memory is left."""
+def test_kept_parameters_get_the_models_own_init_on_meta():
+    """on_unmatched='keep' has nothing to keep on the meta device: the model's own init is
+    captured and replayed (and noted), so no uninitialized memory is left; a parameter created
+    with values the model computed (no scheme) gets exactly those values, run for real."""
     plan = ti.Plan([ti.Rule(type="Linear", init="zeros")], on_unmatched="keep")
     model = ti.build(lambda: nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.PReLU()), plan,
                      audit=True)
     assert torch.equal(model[1].weight, torch.ones(4)) and torch.equal(model[2].weight,
                                                                         torch.tensor([0.25]))
     assert model.torchinit_audit.ok, model.torchinit_audit.table()
-    assert "torch's default" in model.torchinit_manifest["1.weight"].notes[-1]
+    assert "model's own init (captured)" in model.torchinit_manifest["1.weight"].notes[-1]
 
-    class Unknown(nn.Module):
+    class Table(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.gain = nn.Parameter(torch.ones(3))
+            self.gain = nn.Parameter(torch.arange(3.0))
+            self.ones = nn.Parameter(torch.ones(3))
 
-    with pytest.raises(PlanError, match="no values to keep"):
-        ti.build(Unknown, ti.Plan([], on_unmatched="keep"))
+    built = ti.build(Table, ti.Plan([], on_unmatched="keep"))
+    assert torch.equal(built.gain, torch.arange(3.0)) and torch.equal(built.ones, torch.ones(3))
+    assert built.torchinit_manifest["gain"].rule_label.startswith("eager")
+    assert built.torchinit_manifest["ones"].init == ti.Ones()
+    with torch.device("meta"):
+        meta = Table()
+    with pytest.raises(PlanError, match="cannot be captured"):
+        ti.materialize(meta, ti.Plan([], on_unmatched="keep"))
 
 
 def test_builds_on_several_threads_leave_no_patch_behind():

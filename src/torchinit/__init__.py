@@ -38,6 +38,7 @@ from .diagnostics import Report, inspect
 from .groups import describe_groups, param_groups
 from .layouts import fans, register_layout
 from .materialize import build, materialize
+from .native import CaptureError, capture
 from .plan import Manifest, Plan, Rule, Select, register_module_type
 from .streams import Key
 
@@ -61,6 +62,8 @@ __all__ = [
     "apply",
     "build",
     "materialize",
+    "capture",
+    "CaptureError",
     "inspect",
     "Report",
     "lsuv",

@@ -52,8 +52,9 @@ class Record:
 
     ``init is None`` means the parameter keeps its values (no rule matched and the plan allows
     it). ``scale`` is a data-dependent multiplier (LSUV) applied after sampling, and ``values``
-    data-dependent values (the output-bias prior) that replace sampling, so replaying the
-    record reproduces the weights without data.
+    data-dependent values (the output-bias prior), or the values the model's own code gave
+    (eager, a float64 tensor), that replace sampling, so replaying the record reproduces the
+    weights without data.
     """
 
     path: str
@@ -76,7 +77,7 @@ class Record:
     zero_rows: tuple[int, ...] = ()
     scale: float = 1.0
     notes: tuple[str, ...] = ()
-    values: tuple[float, ...] | None = None
+    values: tuple[float, ...] | torch.Tensor | None = None
 
     @property
     def kept(self) -> bool:
@@ -104,7 +105,7 @@ class Record:
         if out is not None:
             dtype, device = out.dtype, out.device
         if self.values is not None:  # data-dependent values (the output-bias prior)
-            given = torch.tensor(self.values, dtype=torch.float64).reshape(self.shape)[norm]
+            given = torch.as_tensor(self.values, dtype=torch.float64).reshape(self.shape)[norm]
             if out is None:
                 return given.to(dtype=dtype, device=device)
             return out.copy_(given)
@@ -158,7 +159,9 @@ class Record:
             "zero_rows": list(self.zero_rows),
             "scale": self.scale,
             "notes": list(self.notes),
-            "values": list(self.values) if self.values is not None else None,
+            "values": None if self.values is None else (
+                self.values.reshape(-1).tolist() if isinstance(self.values, torch.Tensor)
+                else list(self.values)),
         }
 
     @classmethod

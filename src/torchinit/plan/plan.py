@@ -24,7 +24,7 @@ from ..streams import Key
 from .factories import InitFactory
 from .manifest import BlockEntry, Manifest, Record
 from .roles import roles_of
-from .rules import Rule
+from .rules import Keep, Rule
 from .selectors import ParamInfo
 
 __all__ = ["Plan", "UNMATCHED"]
@@ -201,7 +201,7 @@ class Plan:
                 continue
             used.update(record.matched)
             used.update(record.alias_matched)
-            if record.init is None:
+            if record.init is None and record.rule is None:
                 missing = f" {record.notes[-1]}" if record.blocks else ""
                 unmatched.append(f"{record.path} {tuple(record.shape)} ({record.module_type})"
                                  + missing)
@@ -262,14 +262,21 @@ class Plan:
                 record = replace(record, key=Key(seed, info.path), blocks=tuple(blocks),
                                  notes=(*notes, f"blocks {missing} match no rule"))
             return record
+        rule = self.rules[winner]
+        if isinstance(rule.init, Keep):
+            return Record(**{**base, "notes": (*notes, "keeps its values (rule init='keep')")},
+                          rule=winner, rule_label=labels[winner], tags=rule.tags,
+                          key=Key(seed, info.path) if blocks else None, blocks=tuple(blocks))
         init, fans = self._initializer(winner, info, param.tensor)
         entries = tuple(b for b in blocks if b.rule != winner)
         zero_rows: tuple[int, ...] = ()
         if self.zero_padding and isinstance(info.module, (nn.Embedding, nn.EmbeddingBag)) \
                 and info.name == "weight" and info.module.padding_idx is not None:
             zero_rows = (info.module.padding_idx % param.tensor.shape[0],)
-        rule = self.rules[winner]
         std, bound = _moments(init, fans, tuple(param.tensor.shape))
+        note = _fans_note(self.rules[winner].fans, init, fans, info.fans)
+        if note:
+            base["notes"] = (*base["notes"], note)
         return Record(**base, rule=winner, rule_label=labels[winner], init=init, fans=fans,
                       std=std, bound=bound, key=Key(seed, info.path), blocks=entries,
                       tags=rule.tags, zero_rows=zero_rows)
@@ -285,7 +292,7 @@ class Plan:
         out = []
         for block in info.fans.blocks:
             cands = [i for i in matched if self.rules[i].match.block in (None, block.name)]
-            if not cands:
+            if not cands or isinstance(self.rules[cands[-1]].init, Keep):
                 continue
             init, fans = self._initializer(cands[-1], info, None)
             rows = block.stop - block.start
@@ -311,6 +318,19 @@ class Plan:
         except TypeError as err:
             raise PlanError(f"rule #{index} ({rule.describe()}): {err}") from None
         return init, fans
+
+
+def _fans_note(convention: str, init: Initializer, used: Fans | None,
+               semantic: Fans | None) -> str | None:
+    """A note when a rule uses torch's axis-order fans where the layer's semantic fans differ
+    (a captured ``kaiming_uniform_`` on a ConvTranspose or a grouped conv)."""
+    if convention != "torch" or not init.uses_fans or used is None or semantic is None \
+            or semantic.assumed:
+        return None
+    if (used.fan_in, used.fan_out) == (semantic.fan_in, semantic.fan_out):
+        return None
+    return (f"torch's fans {used.fan_in}/{used.fan_out} (as the model's code computes them);"
+            f" the layer's semantic fans are {semantic.fan_in}/{semantic.fan_out}")
 
 
 def _moments(init: Initializer, fans: Fans | None,

@@ -11,16 +11,41 @@ from ..initializers import Initializer
 from .factories import InitFactory
 from .selectors import SELECT_KEYS, Select, as_select
 
-__all__ = ["Rule", "InitSpec", "as_init"]
+__all__ = ["Rule", "InitSpec", "as_init", "Keep", "KEEP"]
 
-InitSpec = Union[Initializer, InitFactory]
+
+class Keep:
+    """The ``init`` of a rule whose parameters keep their values: in ``ti.apply`` the values
+    they have; in ``ti.build`` the values the model's own code gives them (its captured init,
+    else that code run for real). Written ``init="keep"`` in rules and plan files."""
+
+    name = "keep"
+    _instance: Keep | None = None
+
+    def __new__(cls) -> Keep:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def to_config(self) -> str:
+        return "keep"
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP = Keep()
+InitSpec = Union[Initializer, InitFactory, Keep]
 FAN_CONVENTIONS = ("semantic", "torch")
 
 
 def as_init(init: Any) -> InitSpec:
-    """Accept an Initializer, a registered name, a config dict, or ``{"factory": name}``."""
-    if isinstance(init, (Initializer, InitFactory)):
+    """Accept an Initializer, a registered name (or ``"keep"``), a config dict, or
+    ``{"factory": name}``."""
+    if isinstance(init, (Initializer, InitFactory, Keep)):
         return init
+    if init == "keep":
+        return KEEP
     if isinstance(init, str):
         return initializers.get(init)
     if isinstance(init, Mapping):
@@ -42,8 +67,8 @@ class Rule:
     Args:
         match: A :class:`Select`, or a dict of its fields; or give the fields as keyword
             arguments (``Rule(type="Linear", name="weight", init=...)``).
-        init: An initializer, a registered name (``"zeros"``), a config dict, or a factory
-            reference ``{"factory": "torch_default"}``.
+        init: An initializer, a registered name (``"zeros"``), a config dict, a factory
+            reference ``{"factory": "torch_default"}``, or ``"keep"`` (see :class:`Keep`).
         tags: Free labels shown in the manifest and usable for review.
         fans: ``"semantic"`` (from what the layer computes) or ``"torch"`` (torch's axis order).
         label: A name for messages and the manifest (default: a description of the rule).

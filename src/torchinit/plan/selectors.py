@@ -7,6 +7,7 @@ selector matches every parameter.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,17 @@ def _as_tuple(value: Any) -> tuple:
     if isinstance(value, (str, type, int)):
         return (value,)
     return tuple(value)
+
+
+def _unescape(glob: str) -> str | None:
+    """The one path a glob matches when it has no wildcard (``[*]`` escapes a literal ``*``),
+    else ``None``."""
+    if not isinstance(glob, str):
+        return None
+    plain = re.sub(r"\[([*?\[])\]", "", glob)
+    if any(c in plain for c in "*?["):
+        return None
+    return re.sub(r"\[([*?\[])\]", r"\1", glob)
 
 
 def _resolve_types(items: tuple, what: str) -> tuple[type[nn.Module], ...]:
@@ -92,6 +104,9 @@ class Select:
     _classes: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False)
     _within: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False)
     _regex: LinearRegex | None = field(default=None, init=False, repr=False, compare=False)
+    # exact paths (no glob characters) are looked up in a set: captured plans list thousands
+    _exact: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+    _globs: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for key in ("type", "within"):
@@ -99,6 +114,9 @@ class Select:
             object.__setattr__(self, f"_{'classes' if key == 'type' else key}",
                                _resolve_types(getattr(self, key), key))
         object.__setattr__(self, "path", _as_tuple(self.path))
+        object.__setattr__(self, "_exact", frozenset(
+            _unescape(g) for g in self.path if _unescape(g) is not None))
+        object.__setattr__(self, "_globs", tuple(g for g in self.path if _unescape(g) is None))
         object.__setattr__(self, "name", _as_tuple(self.name))
         object.__setattr__(self, "role", _as_tuple(self.role))
         object.__setattr__(self, "ndim", _as_tuple(self.ndim))
@@ -120,7 +138,8 @@ class Select:
             return False
         if self._within and not any(isinstance(a, self._within) for a in p.ancestors):
             return False
-        if self.path and not any(fnmatch.fnmatchcase(p.path, g) for g in self.path):
+        if self.path and p.path not in self._exact \
+                and not any(fnmatch.fnmatchcase(p.path, g) for g in self._globs):
             return False
         if self._regex is not None and not self._regex.search(p.path):
             return False

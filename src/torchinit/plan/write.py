@@ -86,7 +86,8 @@ def largest_value(record: Record) -> float:
     it is not an overflow.
     """
     if record.values is not None:
-        return max((abs(v) for v in record.values), default=0.0)
+        values = torch.as_tensor(record.values, dtype=torch.float64)
+        return float(values.abs().max()) if values.numel() else 0.0
     parts = []
     if record.init is not None:
         parts.append(_scheme_largest(record.init, record.fans, record.shape, record.bound,
