@@ -67,6 +67,17 @@ def _distribute(model: nn.Module, mesh, placements: dict) -> None:
         module.register_parameter(name, nn.Parameter(distribute_tensor(local, mesh, placement)))
 
 
+def _sharded_meta_uneven(world: int) -> nn.Module:
+    """An :class:`Uneven` built on meta and sharded whole with FSDP2 over ``world`` ranks."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    with torch.device("meta"):
+        model = Uneven()
+    fully_shard(model, mesh=init_device_mesh("cpu", (world,)))
+    return model
+
+
 def _check_against_single_process(model: nn.Module, reference: nn.Module) -> None:
     from torchinit.sharding import local_region
 
@@ -189,17 +200,11 @@ def partial_is_rejected(rank: int, world: int, port: int) -> None:
 def fsdp_failure_leaves_the_meta_model(rank: int, world: int, port: int) -> None:
     """A failure while sampling a shard, or while swapping the real shards into the parameters,
     leaves every parameter the same (meta) object; a later materialize then works."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
-
     from torchinit.plan.manifest import Record
 
     _setup(rank, world, port)
     try:
-        mesh = init_device_mesh("cpu", (world,))
-        with torch.device("meta"):
-            model = Uneven()
-        fully_shard(model, mesh=mesh)
+        model = _sharded_meta_uneven(world)
         before = [(path, id(p)) for path, p in model.named_parameters()]
         for owner, name, k in ((Record, "sample", 3), (torch.utils, "swap_tensors", 4)):
             original = getattr(owner, name)
@@ -261,6 +266,23 @@ def fsdp_native(rank: int, world: int, port: int) -> None:
         fully_shard(model, mesh=mesh)
         ti.materialize(model, plan, seed=3)
         _check_against_single_process(model, ti.build(factory, plan, seed=3))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@_exit_after_success
+def fsdp_checkpoint(rank: int, world: int, port: int, path: str) -> None:
+    """Each rank reads only its shard of every tensor the checkpoint has and initializes its
+    shard of the rest; the result equals the single-process build."""
+    _setup(rank, world, port)
+    try:
+        model = _sharded_meta_uneven(world)
+        manifest = ti.materialize(model, plan(), seed=7, checkpoint=path)
+        assert manifest["fc.weight"].source == "checkpoint"
+        assert manifest["lstm.weight_hh_l0"].source == "plan"
+        reference = ti.build(Uneven, plan(), seed=7, checkpoint=path)
+        _check_against_single_process(model, reference)
         dist.barrier()
     finally:
         dist.destroy_process_group()

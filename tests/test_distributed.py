@@ -66,3 +66,16 @@ def test_fsdp2_materialize_is_all_or_nothing():
 def test_fsdp2_captured_native_init(world):
     pytest.importorskip("transformers")
     _run(workers.fsdp_native, world)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_fsdp2_loads_its_shard_of_a_checkpoint(world, tmp_path):
+    """The embedding, attention and fc come from the file (regions of it per rank); the LSTM
+    and the norm from the plan."""
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    source = workers.Uneven()
+    state = {k: v.clone() for k, v in source.state_dict().items()
+             if not k.startswith(("lstm.", "norm.", "head."))}  # head: tied to embed
+    path = tmp_path / "partial.safetensors"
+    safetensors_torch.save_file(state, str(path))
+    _run(workers.fsdp_checkpoint, world, str(path))

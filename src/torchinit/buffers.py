@@ -73,14 +73,15 @@ def _meta_buffers(module: nn.Module) -> list[str]:
             if b is not None and b.device == _META]
 
 
-def plan_buffers(model: nn.Module, unrecoverable: str, rebuild: Rebuild | None = None) \
-        -> BufferRecovery:
+def plan_buffers(model: nn.Module, unrecoverable: str, rebuild: Rebuild | None = None,
+                 provided: frozenset[str] = frozenset()) -> BufferRecovery:
     """Decide how each meta buffer of ``model`` gets its values (see the module docstring).
 
     Args:
         unrecoverable: ``"error"`` or ``"zeros"`` for buffers nothing can recompute.
         rebuild: Constructs the model again with the given parameters real (``ti.build``
             has its factory); ``None`` for a model given on meta.
+        provided: Paths of buffers something else fills (a checkpoint has them).
 
     Raises:
         PlanError: naming every buffer nothing can recompute (``unrecoverable="error"``).
@@ -91,7 +92,8 @@ def plan_buffers(model: nn.Module, unrecoverable: str, rebuild: Rebuild | None =
     out = BufferRecovery()
     pending: dict[str, tuple[nn.Module, list[str]]] = {}
     for path, module in model.named_modules():
-        metas = _meta_buffers(module)
+        metas = [n for n in _meta_buffers(module)
+                 if (f"{path}.{n}" if path else n) not in provided]
         if metas and any(hasattr(module, h) for h in _HOOKS):
             out.recompute.append(module)
         elif metas:

@@ -23,6 +23,7 @@ __all__ = [
     "ConfigError",
     "PlanError",
     "WriteError",
+    "CheckpointError",
     "ArgumentTypeError",
     "describe_target",
     "short_repr",
@@ -52,6 +53,12 @@ class ConfigError(InitializerError):
 class PlanError(ConfigError):
     """A plan cannot initialize a model: unmatched parameters, rules that cannot serve the
     parameters they match, bad plan files. Raised before any tensor is written."""
+
+
+class CheckpointError(PlanError):
+    """A checkpoint cannot be read or does not fit the model (missing, truncated or corrupt
+    files, shape or dtype mismatches, unexpected keys, rules that would overwrite what it
+    loads). Raised before any tensor is allocated, listing every problem."""
 
 
 class WriteError(PlanError):

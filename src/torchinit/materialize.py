@@ -13,16 +13,15 @@ stay tied; subclasses, attributes and ``requires_grad`` are kept); only their st
 from __future__ import annotations
 
 import contextlib
-import threading
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Iterator
 from typing import Any, Union
 
 import torch
 from torch import nn
 
+from . import checkpoints
 from .buffers import BufferRecovery, plan_buffers
+from .checkpoints import Checkpoint, KeyMap, open_checkpoint
 from .native import Captured, captured_params, native_plan
 from .native.instance import captured_instance
 from .native.kept import native_for_kept
@@ -81,13 +80,21 @@ def _fill_parameters(
     device: torch.device,
     dtype: torch.dtype | None,
     progress: Progress,
+    map_checkpoint: bool = True,
 ) -> None:
     """Allocate every meta parameter once on ``device`` and have :meth:`Manifest.write` fill
     it; then put the real parameter (same class, attributes and ``requires_grad``) in place of
-    the meta one everywhere it is registered (tied parameters stay tied)."""
+    the meta one everywhere it is registered (tied parameters stay tied). A parameter loaded
+    from a safetensors file in its own dtype on the CPU is a private memory map of the file
+    instead (``map_checkpoint``; not while auditing writes)."""
 
     def allocate(record: Record, param: torch.Tensor) -> torch.Tensor:
         target = dtype if (dtype is not None and param.dtype.is_floating_point) else param.dtype
+        mapped = getattr(record.reader, "mapped", None)
+        if map_checkpoint and mapped is not None and device.type == "cpu":
+            view = mapped(target)  # the file's bytes as the parameter: nothing to copy
+            if view is not None:
+                return view
         return torch.empty(record.shape, dtype=target, device=device)
 
     params = dict(model.named_parameters())
@@ -144,9 +151,10 @@ def _finish(
     dtype: torch.dtype | None,
     audit: bool,
     progress: bool | None,
+    load_buffers: Callable[[nn.Module], None] | None = None,
 ) -> nn.Module:
     """Check and materialize ``model``: all of it, or (on any failure or interrupt) none of
-    it, the model left as it was."""
+    it, the model left as it was. ``load_buffers`` reads buffers a checkpoint has."""
     regions = {path: local_region(p, path) for path, p in model.named_parameters()}
     sharded = any(region is not None for region in regions.values())
     if sharded and dtype is not None:
@@ -161,13 +169,29 @@ def _finish(
         if sharded:
             _fill_shards(model, manifest, regions, device, bar, swaps)
         else:
-            _fill_parameters(model, manifest, device, dtype, bar)
+            _fill_parameters(model, manifest, device, dtype, bar, map_checkpoint=not audit)
         buffers.fill(model)
+        if load_buffers is not None:
+            load_buffers(model)
         _move_buffers(model, device, dtype)
     model.torchinit_manifest = manifest  # type: ignore[assignment]
     if audit:
         model.torchinit_audit = auditor.report()  # type: ignore[union-attr, assignment]
     return model
+
+
+def _resolve(plan: Plan | Manifest, model: nn.Module, seed: int, checkpoint: Checkpoint | None,
+             strict: bool) -> tuple[Manifest, Callable[[nn.Module], None] | None, frozenset[str]]:
+    """The manifest, what reads the checkpoint's buffers, and the buffers it has."""
+    if checkpoint is None:
+        return (plan if isinstance(plan, Manifest) else plan.resolve(model, seed)), None, \
+            frozenset()
+    if isinstance(plan, Manifest):
+        raise PlanError("checkpoint= needs a plan (a ti.Plan or 'native'), not a manifest: the"
+                        " manifest is made from the plan and the checkpoint together")
+    manifest, entries = checkpoints.resolve(plan, model, seed, checkpoint, strict)
+    return manifest, (lambda m: checkpoints.load_buffers(m, checkpoint, entries)), \
+        frozenset(entries)
 
 
 def _keeps(plan: PlanLike) -> bool:
@@ -237,6 +261,9 @@ def build(
     unrecoverable_buffers: str = "error",
     audit: bool = False,
     progress: bool | None = None,
+    checkpoint: Any = None,
+    key_map: KeyMap = None,
+    strict: bool = True,
 ) -> nn.Module:
     """Construct ``factory()`` with no wasted initialization and initialize it from ``plan``.
 
@@ -263,11 +290,21 @@ def build(
         audit: Record writes to every parameter and buffer while materializing
             (``model.torchinit_audit``).
         progress: Show a progress bar (default: when stderr is a terminal).
+        checkpoint: A ``.safetensors`` file, a sharded ``*.safetensors.index.json`` or a
+            state dict: parameters and persistent buffers it has are read into their final
+            storage (``record.source == "checkpoint"``), only the rest is initialized by the
+            plan; see :mod:`torchinit.checkpoints`.
+        key_map: Renames checkpoint keys: a dict of prefixes (``{"module.": ""}``) or a
+            callable (``None`` drops a key).
+        strict: Checkpoint keys the model does not have are an error (``False``: ignored and
+            listed in the manifest).
 
     Returns:
         The model; ``model.torchinit_manifest`` holds the manifest of what was done.
 
     Raises:
+        CheckpointError: (before anything is allocated) for an unreadable file or a
+            checkpoint that does not fit the model, listing every problem.
         PlanError: if the factory fails on meta (naming the torch call and the model's
             function), example inputs do not fit the lazy modules, or the plan cannot
             initialize the model. Nothing half-built is returned.
@@ -286,6 +323,19 @@ def build(
     _check_dtype(dtype)
     _check_plan(plan)
     device = _check_device(device)
+    source = open_checkpoint(checkpoint, key_map) if checkpoint is not None else None
+    try:
+        return _build(factory, plan, seed, device, dtype, example_inputs, unrecoverable_buffers,
+                      audit, progress, source, strict)
+    finally:
+        if source is not None:
+            source.close()
+
+
+def _build(factory: Callable[[], nn.Module], plan: PlanLike, seed: int, device: torch.device,
+           dtype: torch.dtype | None, example_inputs: Any, unrecoverable_buffers: str,
+           audit: bool, progress: bool | None, source: Checkpoint | None,
+           strict: bool) -> nn.Module:
     recorder = Recorder() if _keeps(plan) else None
     order: list[nn.Parameter] = []
     model = construct(factory, example_inputs, recorder, order=order)
@@ -299,11 +349,11 @@ def build(
 
     if isinstance(plan, str):
         plan = native_plan(model, captured(), "error")
-    manifest = plan if isinstance(plan, Manifest) else plan.resolve(model, seed)
+    manifest, load, provided = _resolve(plan, model, seed, source, strict)
     manifest = native_for_kept(model, manifest, seed, captured if recorder else
                                (lambda: captured_instance(model)), again)
-    buffers = plan_buffers(model, unrecoverable_buffers, again)
-    return _finish(model, manifest, buffers, device, dtype, audit, progress)
+    buffers = plan_buffers(model, unrecoverable_buffers, again, provided)
+    return _finish(model, manifest, buffers, device, dtype, audit, progress, load)
 
 
 def materialize(
@@ -316,6 +366,9 @@ def materialize(
     unrecoverable_buffers: str = "error",
     audit: bool = False,
     progress: bool | None = None,
+    checkpoint: Any = None,
+    key_map: KeyMap = None,
+    strict: bool = True,
 ) -> Manifest:
     """Initialize a model built under ``torch.device("meta")`` (or with meta parameters).
 
@@ -326,7 +379,8 @@ def materialize(
     ``reset_running_stats`` (batch norm) recompute theirs; any other meta buffer is an error
     (``unrecoverable_buffers="error"``, the default) or is filled with zeros with a warning
     naming it (``"zeros"``). Prefer :func:`build`, which keeps the buffer values ``__init__``
-    computes.
+    computes. ``checkpoint``, ``key_map`` and ``strict`` are as for :func:`build`; on a sharded
+    (FSDP2/DTensor) model each rank reads only the region of each tensor its shard holds.
 
     Returns:
         The manifest of what was done.
@@ -355,8 +409,13 @@ def materialize(
     if real:
         raise PlanError(f"materialize() takes a model whose parameters are on the meta device;"
                         f" {real[:3]} are not (use ti.apply for a materialized model)")
-    manifest = plan if isinstance(plan, Manifest) else plan.resolve(model, seed)
-    manifest = native_for_kept(model, manifest, seed, lambda: captured_instance(model), None)
-    buffers = plan_buffers(model, unrecoverable_buffers)
-    model = _finish(model, manifest, buffers, device, dtype, audit, progress)
+    source = open_checkpoint(checkpoint, key_map) if checkpoint is not None else None
+    try:
+        manifest, load, provided = _resolve(plan, model, seed, source, strict)
+        manifest = native_for_kept(model, manifest, seed, lambda: captured_instance(model), None)
+        buffers = plan_buffers(model, unrecoverable_buffers, provided=provided)
+        model = _finish(model, manifest, buffers, device, dtype, audit, progress, load)
+    finally:
+        if source is not None:
+            source.close()
     return model.torchinit_manifest  # type: ignore[return-value]

@@ -54,7 +54,13 @@ def _explain(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     model = build()
     plan = plan_from_args(args) or presets.get("torch")
-    manifest = plan.explain(model, seed=args.seed)
+    if args.checkpoint:
+        from torchinit.checkpoints import open_checkpoint, resolve
+
+        with open_checkpoint(args.checkpoint) as checkpoint:
+            manifest, _ = resolve(plan, model, args.seed, checkpoint, strict=not args.not_strict)
+    else:
+        manifest = plan.explain(model, seed=args.seed)
     if args.digest:
         print(manifest.digest())
     elif args.json:
@@ -62,6 +68,12 @@ def _explain(args: argparse.Namespace) -> int:
                     "digest": manifest.digest(), "records": manifest.to_records()})
     else:
         print(manifest.table())
+        if args.checkpoint:
+            summary = manifest.summary()
+            print(f"loaded: {summary['checkpoint']['tensors']} tensors"
+                  f" ({summary['checkpoint']['bytes']} bytes); initialized:"
+                  f" {summary['plan']['tensors'] + summary['model']['tensors']} tensors"
+                  f" ({summary['plan']['bytes'] + summary['model']['bytes']} bytes)")
         print(f"digest: {manifest.digest()}")
     return 0
 
@@ -132,6 +144,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "  torchinit explain deep-relu --preset general-rule --digest")
     exp.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     add_plan_options(exp)
+    exp.add_argument("--checkpoint", metavar="FILE",
+                     help="a .safetensors file or *.index.json: show what is loaded from it and"
+                          " what the plan initializes (only headers are read)")
+    exp.add_argument("--not-strict", action="store_true",
+                     help="with --checkpoint: ignore keys the model does not have")
     out = exp.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the manifest as JSON records")
     out.add_argument("--digest", action="store_true",

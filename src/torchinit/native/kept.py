@@ -18,7 +18,6 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from ..construct import rebuild
 from ..errors import PlanError
 from ..plan.manifest import Manifest, Record
 from ..sharding import local_tensor
@@ -52,8 +51,7 @@ def native_for_kept(
             ``None``.
     """
     on_meta = {path for path, p in model.named_parameters() if local_tensor(p).device == _META}
-    needy = [r for r in manifest if r.init is None and r.values is None and not r.blocks
-             and r.path in on_meta]
+    needy = [r for r in manifest if r.kept and r.path in on_meta]
     if not needy:
         return manifest
     native = plan_from(model, captured()).with_options(on_unmatched="keep")

@@ -42,7 +42,7 @@ __all__ = ["load_plan", "save_plan", "plan_from_dict", "FORMAT_VERSION", "FORMAT
 
 FORMAT_VERSION = 1
 TOP_KEYS = ("version", "name", "on_unmatched", "zero_padding", "rules")  # order written
-RULE_KEYS = ("match", "init", "tags", "fans", "label", "optional")
+RULE_KEYS = ("match", "init", "tags", "fans", "label", "optional", "override")
 
 
 def _type_name(value: Any) -> str:
@@ -96,6 +96,7 @@ _RULE_FIELDS: _Checks = {
     "fans": (lambda v: v in FAN_CONVENTIONS, f"one of {FAN_CONVENTIONS}"),
     "label": (_is_str, "a string"),
     "optional": (lambda v: isinstance(v, bool), "true or false"),
+    "override": (lambda v: isinstance(v, bool), "true or false"),
 }
 _SELECTOR_FIELDS: _Checks = {
     **{key: (lambda v: _is_str(v) or _is_str_list(v), "a string or a list of strings")
@@ -132,7 +133,7 @@ def _validate_plan(data: Any, source: Source) -> None:
 def _validate_rule(rule: Any, path: FieldPath, source: Source) -> None:
     _expect(isinstance(rule, Mapping), rule, path, source,
             "a rule: a mapping with 'init' and optionally 'match', 'tags', 'fans', 'label',"
-            " 'optional'")
+            " 'optional', 'override'")
     _check_keys(rule, RULE_KEYS, path, source, "rule")
     if "init" not in rule:
         raise source.error(path, "the rule has no 'init' (an initializer name, a mapping"

@@ -78,11 +78,25 @@ class Record:
     scale: float = 1.0
     notes: tuple[str, ...] = ()
     values: tuple[float, ...] | torch.Tensor | None = None
+    checkpoint: tuple[str, str] | None = None
+    reader: Callable[..., torch.Tensor] | None = field(default=None, compare=False, repr=False)
 
     @property
     def kept(self) -> bool:
         """No rule matched: the parameter keeps all its values."""
-        return self.init is None and not self.blocks and self.values is None
+        return self.init is None and not self.blocks and self.values is None \
+            and self.checkpoint is None
+
+    @property
+    def source(self) -> str:
+        """Where the values come from: ``"checkpoint"`` (``checkpoint`` names the file and
+        key), ``"plan"`` (the rule), or ``"model"`` (kept, or the model's own code run)."""
+        if self.checkpoint is not None:
+            return "checkpoint"
+        if self.init is not None or self.blocks or (self.values is not None
+                                                    and self.rule is not None):
+            return "plan"
+        return "model"
 
     def sample(
         self,
@@ -104,6 +118,15 @@ class Record:
         norm = normalize_region(self.shape, region)
         if out is not None:
             dtype, device = out.dtype, out.device
+        if self.checkpoint is not None:
+            if self.reader is None:
+                raise ConfigError(f"parameter {self.path!r} is loaded from {self.checkpoint[0]}"
+                                  f" (key {self.checkpoint[1]!r}); pass checkpoint= again to"
+                                  " read it")
+            if out is None:
+                out = torch.empty(region_shape(norm), dtype=dtype or torch.float32,
+                                  device=device)
+            return self.reader(norm, out)
         if self.values is not None:  # data-dependent values (the output-bias prior)
             given = torch.as_tensor(self.values, dtype=torch.float64).reshape(self.shape)[norm]
             if out is None:
@@ -159,6 +182,8 @@ class Record:
             "zero_rows": list(self.zero_rows),
             "scale": self.scale,
             "notes": list(self.notes),
+            "source": self.source,
+            "checkpoint": list(self.checkpoint) if self.checkpoint else None,
             "values": None if self.values is None else (
                 self.values.reshape(-1).tolist() if isinstance(self.values, torch.Tensor)
                 else list(self.values)),
@@ -179,7 +204,7 @@ class Record:
         """The fields that decide the values (what the digest hashes)."""
         d = self.to_dict()
         return {k: d[k] for k in ("path", "shape", "dtype", "init", "fans", "key", "blocks",
-                                  "zero_rows", "scale", "values")}
+                                  "zero_rows", "scale", "values", "checkpoint")}
 
 
 @dataclass(frozen=True)
@@ -302,6 +327,17 @@ class Manifest:
         check(self, target, regions)
 
     # -- output ----------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Tensors and bytes by source (``"checkpoint"``, ``"plan"``, ``"model"``), with the
+        checkpoint keys the model does not have (``strict=False``)."""
+        out: dict[str, Any] = {s: {"tensors": 0, "bytes": 0} for s in ("checkpoint", "plan",
+                                                                       "model")}
+        for r in self.records:
+            out[r.source]["tensors"] += 1
+            out[r.source]["bytes"] += math.prod(r.shape) * _itemsize(r.dtype)
+        out["unexpected_keys"] = list(self.data.get("checkpoint", {}).get("unexpected", []))
+        return out
+
     def to_records(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.records]
 
@@ -344,6 +380,8 @@ class Manifest:
         rows = [("parameter", "shape", "init", "fans in/out", "std", "rule")]
         for r in self.records:
             init = "(kept)" if r.init is None else _short(r.init.to_config())
+            if r.checkpoint is not None:
+                init = f"checkpoint[{r.checkpoint[1]}]"
             if r.blocks:
                 init += " + " + ", ".join(f"{b.name}:{_short(b.init.to_config())}"
                                           for b in r.blocks)
@@ -363,6 +401,10 @@ class Manifest:
         if any(r.fans is not None and r.fans.assumed for r in self.records):
             lines.append("* fans assumed from torch's axis order (no layout registered)")
         return "\n".join(lines)
+
+
+def _itemsize(dtype: str) -> int:
+    return torch.empty((), dtype=getattr(torch, dtype)).element_size()
 
 
 def _short(config: dict[str, Any]) -> str:

@@ -169,7 +169,15 @@ def record_from_dict(value: Any, where: str = "record") -> Record:
         tags=_field(d, "tags", where, _list(_str), ()),
         zero_rows=_field(d, "zero_rows", where, _list(_count), ()),
         scale=_field(d, "scale", where, _number, 1.0),
-        notes=_field(d, "notes", where, _list(_str), ()), values=values)
+        notes=_field(d, "notes", where, _list(_str), ()), values=values,
+        checkpoint=_field(d, "checkpoint", where, _pair_of_str, None))
+
+
+def _pair_of_str(value: Any, where: str) -> tuple[str, str]:
+    pair = _list(_str)(value, where)
+    if len(pair) != 2:
+        raise ConfigError(f"manifest JSON: {where} must be [file, key], got {len(pair)} items")
+    return pair[0], pair[1]
 
 
 def manifest_from_json(text: str) -> Manifest:

@@ -73,13 +73,16 @@ class Rule:
         fans: ``"semantic"`` (from what the layer computes) or ``"torch"`` (torch's axis order).
         label: A name for messages and the manifest (default: a description of the rule).
         optional: Matching no parameter is expected (presets), so it does not warn.
+        override: With a checkpoint, the rule wins over it for the parameters it matches
+            (they are re-initialized, not loaded). Without, a rule that matches only
+            parameters the checkpoint has is an error.
 
     Example:
         >>> Rule(type="Linear", role="bias", init="zeros")
         Rule(type=Linear role=bias -> zeros)
     """
 
-    __slots__ = ("match", "init", "tags", "fans", "label", "optional")
+    __slots__ = ("match", "init", "tags", "fans", "label", "optional", "override")
 
     def __init__(
         self,
@@ -89,6 +92,7 @@ class Rule:
         fans: str = "semantic",
         label: str | None = None,
         optional: bool = False,
+        override: bool = False,
         **select: Any,
     ) -> None:
         if select:
@@ -111,6 +115,7 @@ class Rule:
         self.fans = fans
         self.label = label
         self.optional = bool(optional)
+        self.override = bool(override)
 
     def describe(self) -> str:
         """``label`` or ``selector -> init``."""
@@ -133,16 +138,19 @@ class Rule:
             out["label"] = self.label
         if self.optional:
             out["optional"] = True
+        if self.override:
+            out["override"] = True
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Rule:
-        allowed = {"match", "init", "tags", "fans", "label", "optional"}
+        allowed = {"match", "init", "tags", "fans", "label", "optional", "override"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ConfigError(f"unknown rule key(s) {unknown}; a rule has {sorted(allowed)}")
         return cls(data.get("match"), data.get("init"), data.get("tags", ()),
-                   data.get("fans", "semantic"), data.get("label"), data.get("optional", False))
+                   data.get("fans", "semantic"), data.get("label"), data.get("optional", False),
+                   data.get("override", False))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Rule) and self._identity() == other._identity()
@@ -151,7 +159,8 @@ class Rule:
         return hash(self._identity())
 
     def _identity(self) -> tuple:
-        return (self.match, self.init, self.tags, self.fans, self.label, self.optional)
+        return (self.match, self.init, self.tags, self.fans, self.label, self.optional,
+                self.override)
 
     def __repr__(self) -> str:
         return f"Rule({self.describe()})"

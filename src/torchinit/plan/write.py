@@ -85,6 +85,8 @@ def largest_value(record: Record) -> float:
     multiplies. A deliberately infinite constant (``Constant(inf)``, for masks) gives 0:
     it is not an overflow.
     """
+    if record.checkpoint is not None:
+        return 0.0  # read, not drawn: the values are the file's
     if record.values is not None:
         values = torch.as_tensor(record.values, dtype=torch.float64)
         return float(values.abs().max()) if values.numel() else 0.0

@@ -22,7 +22,6 @@ core (:mod:`torchinit.streams.compiled`) evaluates the same operations in the sa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
