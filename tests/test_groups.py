@@ -11,7 +11,7 @@ from torch import nn
 
 import torchinit as ti
 from torchinit.errors import ConfigError
-from torchinit.groups import describe_groups, param_groups
+from torchinit.groups import DEFAULT_NO_DECAY, declared_no_decay, describe_groups, param_groups
 
 
 def _mlp() -> nn.Sequential:
@@ -29,6 +29,58 @@ class _Gain(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gain
+
+
+class _Temperature(nn.Module):
+    """A learned scalar (0-D) temperature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tau = nn.Parameter(torch.tensor(1.0))
+
+
+class _Table(nn.Module):
+    """A custom layer with a learned 2-D table: no role, decayed by default."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(3, 4))
+
+
+class _LayerScale2d(nn.Module):
+    """A ``(C, 1, 1)`` layer scale, as in timm's FastViT and torchvision's ConvNeXt."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim, 1, 1), 1e-6))
+
+
+class _TinyViT(nn.Module):
+    """Declares its position embedding, class token and stem as timm models do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 2)
+        self.pos_embed = nn.Parameter(torch.zeros(1, 5, 4))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, 4))
+        self.blocks = nn.ModuleList([nn.Linear(4, 4) for _ in range(2)])
+        self.rel_bias = nn.ParameterList([nn.Parameter(torch.zeros(3, 2)) for _ in range(2)])
+        self.head = nn.Linear(4, 2)
+
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed", "cls_token", "dist_token", "stem"}
+
+    def no_weight_decay_keywords(self) -> set[str]:
+        return {"rel_bias"}
+
+
+class _Wrapper(nn.Module):
+    """A model around a declaring backbone; declares nothing itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = _TinyViT()
+        self.extra = nn.Parameter(torch.zeros(2, 2))
 
 
 class _TiedLM(nn.Module):
@@ -86,21 +138,34 @@ def test_conv_groupnorm_layernorm():
                           "5.bias"]
 
 
-def test_custom_1d_weight_stays_decayed_where_the_shape_recipe_drops_it():
-    model = nn.Sequential(nn.Linear(4, 4), _Gain(4))
-    recipe_no_decay = [n for n, p in model.named_parameters()
-                       if "bias" in n or len(p.shape) == 1]
-    assert "1.gain" in recipe_no_decay  # the copied recipe silently stops decaying it
+def test_1d_and_scalar_parameters_of_custom_layers_not_decayed_by_default():
+    model = nn.Sequential(nn.Linear(4, 4), _Gain(4), _Temperature(), _Table())
     decay = _by_decay(param_groups(model, weight_decay=0.1))
+    assert decay == {0.1: ["0.weight", "3.table"], 0.0: ["0.bias", "1.gain", "2.tau"]}
+
+
+def test_no_decay_replaces_the_shape_rule_too():
+    model = nn.Sequential(nn.Linear(4, 4), _Gain(4))
+    decay = _by_decay(param_groups(model, weight_decay=0.1, no_decay=["bias"]))
     assert decay == {0.1: ["0.weight", "1.gain"], 0.0: ["0.bias"]}
 
 
+def test_roles_catch_what_the_shape_rule_misses():
+    attn = nn.MultiheadAttention(4, 2, add_bias_kv=True)  # bias_k, bias_v: (1, 1, 4)
+    model = nn.ModuleDict({"attn": attn, "ls": _LayerScale2d(4)})
+    decay = _by_decay(param_groups(model, weight_decay=0.1))
+    assert decay[0.1] == ["attn.in_proj_weight", "attn.out_proj.weight"]
+    assert decay[0.0] == ["attn.in_proj_bias", "attn.bias_k", "attn.bias_v",
+                          "attn.out_proj.bias", "ls.gamma"]
+
+
 def test_custom_parameter_can_be_excluded_by_type_or_path():
-    model = nn.Sequential(nn.Linear(4, 4), _Gain(4))
-    by_type = param_groups(model, weight_decay=0.1, no_decay=["bias", {"type": _Gain}])
-    by_path = param_groups(model, weight_decay=0.1, no_decay=["bias", ti.Select(path="*.gain")])
-    assert _by_decay(by_type) == _by_decay(by_path) == {0.1: ["0.weight"],
-                                                        0.0: ["0.bias", "1.gain"]}
+    model = nn.Sequential(nn.Linear(4, 4), _Table())
+    by_type = param_groups(model, weight_decay=0.1, no_decay=["bias", {"type": _Table}])
+    by_path = param_groups(model, weight_decay=0.1, no_decay=["bias", ti.Select(path="*.table")])
+    by_extra = param_groups(model, weight_decay=0.1, no_decay_extra=[{"path": "*.table"}])
+    assert _by_decay(by_type) == _by_decay(by_path) == _by_decay(by_extra) == {
+        0.1: ["0.weight"], 0.0: ["0.bias", "1.table"]}
 
 
 def test_tied_embedding_and_head_grouped_once_under_canonical_path():
@@ -317,3 +382,146 @@ def test_meta_parameters_are_grouped_without_reading_data():
     groups = param_groups(model, weight_decay=0.1)
     assert _names(groups) == _names(param_groups(_mlp(), weight_decay=0.1))
     _assert_each_parameter_once(model, groups)
+
+
+_VIT_DECAYED = ["blocks.0.weight", "blocks.1.weight", "head.weight"]
+
+
+def test_model_declarations_not_decayed_by_default():
+    model = _TinyViT()
+    decay = _by_decay(param_groups(model, weight_decay=0.1))
+    assert decay[0.1] == _VIT_DECAYED
+    assert decay[0.0] == ["pos_embed", "cls_token", "stem.weight", "stem.bias",
+                          "blocks.0.bias", "blocks.1.bias", "rel_bias.0", "rel_bias.1",
+                          "head.bias"]
+
+
+def test_declarations_of_a_wrapped_model_apply_under_its_path():
+    decay = _by_decay(param_groups(_Wrapper(), weight_decay=0.1))
+    assert decay[0.1] == ["extra"] + [f"backbone.{n}" for n in _VIT_DECAYED]
+    assert "backbone.pos_embed" in decay[0.0] and "backbone.rel_bias.1" in decay[0.0]
+
+
+class _Forwarding(nn.Module):
+    """Forwards unknown attributes to the module it wraps, as ``torch.compile``'s
+    ``OptimizedModule`` does with its ``_orig_mod``."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self._orig_mod = inner
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._orig_mod, name)
+
+
+def test_declarations_forwarded_by_a_wrapper_apply_under_the_wrapped_path():
+    wrapper = _Forwarding(_TinyViT())
+    assert callable(wrapper.no_weight_decay)
+    decay = _by_decay(param_groups(wrapper, weight_decay=0.1))
+    assert decay[0.1] == [f"_orig_mod.{n}" for n in _VIT_DECAYED]
+
+
+def test_a_declaring_model_speaks_for_its_layers():
+    class Parent(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.child = _TinyViT()
+            self.table = nn.Parameter(torch.zeros(2, 2))
+
+        def no_weight_decay(self) -> set[str]:
+            return {"table"}  # does not forward the child's names
+
+    decayed = _by_decay(param_groups(Parent(), weight_decay=0.1))[0.1]
+    assert "child.pos_embed" in decayed and "child.stem.weight" in decayed
+    assert "child.rel_bias.0" not in decayed  # keywords are a declaration of their own
+    assert "table" not in decayed
+
+
+def test_declared_name_globs_and_literal_paths():
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pos = nn.Linear(2, 2)
+            self.odd = nn.ParameterDict({"t[0]": nn.Parameter(torch.zeros(2, 2)),
+                                         "t0": nn.Parameter(torch.zeros(2, 2))})
+
+        def no_weight_decay(self) -> list[str]:
+            return ["pos.*", "odd.t[0]"]  # an fnmatch glob, and an exact name with brackets
+
+    assert _by_decay(param_groups(Model(), weight_decay=0.1))[0.1] == ["odd.t0"]
+
+
+def test_declared_no_decay_selects_exact_paths_and_composes():
+    (declared,) = declared_no_decay(_TinyViT())
+    assert declared.path == ("pos_embed", "cls_token", "stem.weight", "stem.bias",
+                             "rel_bias.0", "rel_bias.1")
+    assert declared_no_decay(_mlp()) == ()
+    groups = param_groups(_TinyViT(), weight_decay=0.1,
+                          no_decay=["bias", *declared_no_decay(_TinyViT())])
+    assert _by_decay(groups)[0.1] == _VIT_DECAYED
+
+
+def test_no_decay_replaces_the_declarations():
+    decayed = _by_decay(param_groups(_TinyViT(), weight_decay=0.1, no_decay=["bias"]))[0.1]
+    assert decayed == ["pos_embed", "cls_token", "stem.weight", "blocks.0.weight",
+                       "blocks.1.weight", "rel_bias.0", "rel_bias.1", "head.weight"]
+
+
+def test_non_method_declaration_attributes_are_ignored():
+    model = nn.Sequential(nn.Linear(2, 2))
+    model.no_weight_decay = {"0.weight"}
+    assert _by_decay(param_groups(model, weight_decay=0.1))[0.1] == ["0.weight"]
+
+
+@pytest.mark.parametrize("returned, message", [
+    ("pos_embed", r"_Bad.no_weight_decay\(\) of module 'inner' must return a collection of"
+                  r" parameter names, e.g. \{'pos_embed', 'cls_token'\}, got 'pos_embed'"),
+    (None, r"must return a collection of parameter names.*got None"),
+    ({"pos_embed", 3}, r"_Bad.no_weight_decay\(\) of module 'inner' must return parameter"
+                       r" names \(strings\), but it holds 3"),
+])
+def test_malformed_declaration(returned, message):
+    class _Bad(nn.Linear):
+        def no_weight_decay(self):
+            return returned
+
+    model = nn.Sequential()
+    model.add_module("inner", _Bad(2, 2))
+    with pytest.raises(ConfigError, match=message):
+        param_groups(model, weight_decay=0.1)
+
+
+def test_no_decay_extra_adds_to_the_defaults():
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4), nn.LayerNorm(4))
+    decay = _by_decay(param_groups(model, weight_decay=0.1, no_decay_extra=["embedding"]))
+    assert decay == {0.0: ["0.weight", "1.bias", "2.weight", "2.bias"], 0.1: ["1.weight"]}
+
+
+def test_no_decay_extra_warns_only_for_its_own_selectors():
+    model = nn.Sequential(nn.Linear(4, 4))  # no norm, PReLU, layer scale or declaration
+    with pytest.warns(UserWarning) as record:
+        param_groups(model, weight_decay=0.1, no_decay_extra=["embedding", "bias"])
+    assert [str(w.message) for w in record] == [
+        "param_groups: no_decay_extra[0] (role=embedding) matches no parameter"]
+
+
+def test_no_decay_and_no_decay_extra_together_are_refused():
+    with pytest.raises(ConfigError, match="no_decay replaces the default selectors and"
+                                          " no_decay_extra adds to them; give one"):
+        param_groups(_mlp(), weight_decay=0.1, no_decay=["bias"], no_decay_extra=["embedding"])
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("embedding", "no_decay_extra must be a list of selectors"),
+    (["embeding"], r"no_decay_extra\[0\]: 'embeding' is not a role.*'embedding'"),
+])
+def test_malformed_no_decay_extra(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        param_groups(_mlp(), weight_decay=0.1, no_decay_extra=extra)
+
+
+def test_default_no_decay_selectors():
+    assert DEFAULT_NO_DECAY == ("bias", "norm", "prelu", "layer_scale", ti.Select(ndim=(0, 1)))

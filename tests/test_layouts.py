@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -281,6 +283,28 @@ def test_register_layout_validates_arguments():
     assert Tensor3 not in _LAYOUTS
 
 
+def test_register_layout_by_qualified_name_serves_the_class_and_its_subclasses():
+    by_name, by_class = Fans(3, 4), Fans(5, 6)
+    name = f"{Tensor3.__module__}.Tensor3"
+    try:
+        register_layout(name, lambda module, param: by_name if param == "scale" else None)
+        assert fans(Tensor3(), "scale") is by_name
+        assert fans(Tensor3Child(), "scale") is by_name
+        assert fans(Tensor3(), "weight").assumed
+        register_layout(Tensor3, lambda module, param: by_class if param == "scale" else None)
+        assert fans(Tensor3(), "scale") is by_class  # the class before its name
+    finally:
+        _LAYOUTS.pop(name, None)
+        _LAYOUTS.pop(Tensor3, None)
+
+
+@pytest.mark.parametrize("name", ["Tensor3", "tests..Tensor3", "tests.Tensor3.", "a.<locals>.B"])
+def test_register_layout_refuses_names_that_are_not_dotted_class_names(name):
+    with pytest.raises(ConfigError, match=r"'package\.module\.ClassName'"):
+        register_layout(name, lambda module, param: None)
+    assert name not in _LAYOUTS
+
+
 def test_layout_returning_a_non_fans_is_a_config_error():
     try:
         register_layout(Tensor3, lambda module, name: (1, 2))
@@ -307,3 +331,54 @@ def test_unknown_parameter_names_module_and_lists_parameters():
 def test_public_reexports():
     assert torchinit.fans is fans
     assert torchinit.register_layout is register_layout
+
+
+@pytest.fixture
+def fresh_assumed_warnings(monkeypatch):
+    """Forget which module types have had the once-per-type assumed-fans warning."""
+    monkeypatch.setattr("torchinit.plan.plan._WARNED_ASSUMED", set())
+
+
+def _weights_plan(init: torchinit.Initializer, **rule: str) -> torchinit.Plan:
+    return torchinit.Plan([torchinit.Rule(name="weight", init=init, **rule)], on_unmatched="keep")
+
+
+def test_fan_based_init_on_assumed_fans_warns_once_per_module_type(fresh_assumed_warnings):
+    model = nn.Sequential(Tensor3(), Tensor3(), Tensor3Child())
+    plan = _weights_plan(torchinit.KaimingNormal(nonlinearity="relu"))
+    with pytest.warns(UserWarning) as caught:
+        manifest = plan.explain(model)
+    assert [str(w.message).split(" ")[0] for w in caught] == ["Tensor3", "Tensor3Child"]
+    message = str(caught[0].message)
+    for part in ("parameter '0.weight' of shape (4, 3, 2) with KaimingNormal(", "fan_in=6,"
+                 " fan_out=8", "torchinit.register_layout(Tensor3, fn)", "fans='torch'"):
+        assert part in message
+    assert caught[0].filename == __file__  # points at the caller, not into torchinit
+    assert manifest["1.weight"].fans.assumed  # every record still marks it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan.explain(model)  # once per type per process
+
+
+@pytest.mark.parametrize("plan", [
+    _weights_plan(torchinit.XavierUniform(), fans="torch"),
+    _weights_plan(torchinit.Normal(0.0, 0.02)),
+    _weights_plan(torchinit.Orthogonal()),
+], ids=["fans=torch", "fanless", "structured"])
+def test_no_assumed_fans_warning_without_a_fan_based_init_on_assumed_fans(
+        plan, fresh_assumed_warnings):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        manifest = plan.explain(nn.Sequential(Tensor3()))
+    assert manifest["0.weight"].init == plan.rules[0].init
+
+
+def test_no_assumed_fans_warning_once_a_layout_is_registered(fresh_assumed_warnings):
+    try:
+        register_layout(Tensor3, lambda module, name: Fans(3, 8) if name == "weight" else None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            manifest = _weights_plan(torchinit.LecunNormal()).explain(nn.Sequential(Tensor3()))
+    finally:
+        del _LAYOUTS[Tensor3]
+    assert manifest["0.weight"].std == pytest.approx(3 ** -0.5)

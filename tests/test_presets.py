@@ -22,8 +22,18 @@ from torchinit.layouts import _BUILTIN_LAYOUTS
 
 from .conftest import std_tolerance
 
-ALL_PRESETS = ["bert", "dcgan", "flax", "general-rule", "gpt2", "keras", "resnet", "torch", "vit"]
-REQUIRED_OPTIONS = {"gpt2": {"n_layers": 2}}
+ALL_PRESETS = ["bert", "dcgan", "flax", "general-rule", "gpt2", "keras", "llama", "resnet", "torch",
+               "vit", "convnext", "efficientnet", "mobilenet",
+               "ppo", "fixup", "t-fixup", "deepnet", "rezero", "skipinit",
+               "torchtitan", "megatron", "neox", "olmo", "t5", "mamba"]
+REQUIRED_OPTIONS = {"gpt2": {"n_layers": 2},
+                    "fixup": {"n_layers": 2}, "t-fixup": {"n_layers": 2},
+                    "deepnet": {"n_layers": 2},
+                    "torchtitan": {"n_layers": 2}, "megatron": {"n_layers": 2},
+                    "neox": {"hidden_size": 8, "n_layers": 2},
+                    "olmo": {"d_model": 8, "n_layers": 2},
+                    "t5": {"d_model": 8, "d_kv": 2, "n_heads": 4, "d_ff": 16},
+                    "mamba": {"dt_rank": 4}}
 NO_MATCH = "ignore:rule #.* matches no parameter"
 
 

@@ -1,13 +1,22 @@
 """Optimizer parameter groups chosen with the same selectors as initialization plans.
 
 ``param_groups(model, weight_decay=0.05)`` splits a model's trainable parameters into
-``torch.optim`` parameter groups: biases, normalization scales and shifts and PReLU slopes get
-no weight decay, every other parameter gets ``weight_decay``. Leaving biases and the affine
-parameters of normalization layers out of weight decay is the "no bias decay" heuristic of
-He et al. (2019), "Bag of Tricks for Image Classification with Convolutional Neural Networks",
-section 3.1; PReLU slopes are left out because decay pushes them towards zero, turning PReLU into
-ReLU (He et al. 2015, "Delving Deep into Rectifiers", section 2.1). Which parameter is which
-comes from its role (``torchinit.plan.roles``), not from its name or shape.
+``torch.optim`` parameter groups; by default these get no weight decay:
+
+* biases, normalization scales and shifts: the "no bias decay" heuristic of He et al. (2019),
+  "Bag of Tricks for Image Classification with Convolutional Neural Networks", section 3.1;
+* PReLU slopes, which decay pushes towards zero, turning PReLU into ReLU (He et al. 2015,
+  "Delving Deep into Rectifiers", section 2.1);
+* layer scales (Touvron et al. 2021, "Going deeper with Image Transformers");
+* every other 0-D or 1-D parameter (gains, temperatures), as timm's ``create_optimizer_v2``
+  leaves them out (``param_groups_weight_decay(weight_decay_exclude_1d=True)``);
+* the parameters the model declares with ``no_weight_decay()`` (timm's position embeddings and
+  class tokens, Swin's relative position bias tables) or ``no_weight_decay_keywords()``
+  (:func:`declared_no_decay`).
+
+Every other parameter gets ``weight_decay``. The first three come from parameter roles
+(``torchinit.plan.roles``), which also catch what the shape rule misses (the 3-D ``bias_k`` of
+``nn.MultiheadAttention``, torchvision ConvNeXt's ``(C, 1, 1)`` layer scales).
 
 ``lr_scale`` multiplies the learning rate of selected parameters, e.g. layer-wise
 learning-rate decay (Clark et al. 2020, "ELECTRA", appendix A).
@@ -18,26 +27,33 @@ name ``model.named_parameters()`` gives them).
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import numbers
+import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Union
 
 from torch import nn
 
-from .errors import ConfigError, suggest
+from .errors import ConfigError, short_repr, suggest
 from .plan.plan import collect_params
 from .plan.roles import ROLES
 from .plan.selectors import ParamInfo, Select, as_select
 
-__all__ = ["param_groups", "describe_groups", "DEFAULT_NO_DECAY", "Selector"]
+__all__ = ["param_groups", "describe_groups", "declared_no_decay", "DEFAULT_NO_DECAY",
+           "Selector"]
 
 Selector = Union[Select, Mapping[str, Any], str]
 """A :class:`~torchinit.plan.Select`, a dict of its fields, or a role name such as ``"bias"``."""
 
-DEFAULT_NO_DECAY: tuple[str, ...] = ("bias", "norm", "prelu")
-"""Roles left out of weight decay when ``no_decay`` is not given."""
+DEFAULT_NO_DECAY: tuple[Selector, ...] = ("bias", "norm", "prelu", "layer_scale",
+                                          Select(ndim=(0, 1)))
+"""Selectors of the parameters left out of weight decay when ``no_decay`` is not given: roles
+``bias``, ``norm``, ``prelu``, ``layer_scale`` and every 0-D or 1-D parameter. The model's own
+declarations (:func:`declared_no_decay`) are added to them."""
 
 _NAMES_SHOWN = 3
 
@@ -97,35 +113,157 @@ def _scale_rules(lr_scale: Any) -> tuple[tuple[Select, float], ...]:
     return tuple(rules)
 
 
-class _Choices:
-    """Which selectors match a parameter path, and what that decides for it."""
+def _glob_escape(text: str) -> str:
+    """``text`` as an fnmatch glob matching only itself (``[*]`` for a literal ``*``)."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
 
-    def __init__(self, no_decay: tuple[Select, ...],
+
+def _outermost(module: nn.Module, method: str, prefix: str = ""
+               ) -> Iterator[tuple[str, nn.Module]]:
+    """``(path prefix, module)`` of the outermost modules with a callable ``method`` of their
+    own: on each path from the root, the first one has it speak for its whole subtree. A method
+    bound to another module, which a wrapper forwards by ``__getattr__`` (``torch.compile``'s
+    ``OptimizedModule``), is that module's, found under its own path."""
+    found = getattr(module, method, None)
+    if callable(found) and getattr(found, "__self__", module) is module:
+        yield prefix, module
+        return
+    for name, child in module.named_children():
+        yield from _outermost(child, method, f"{prefix}{name}.")
+
+
+def _declared(module: nn.Module, prefix: str, method: str) -> list[str]:
+    """What ``module.<method>()`` returns, checked to be a collection of strings."""
+    value = getattr(module, method)()
+    where = f"{type(module).__name__}.{method}()" + (f" of module {prefix[:-1]!r}" if prefix
+                                                     else "")
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ConfigError(f"{where} must return a collection of parameter names, e.g."
+                          f" {{'pos_embed', 'cls_token'}}, got {short_repr(value)}")
+    names = list(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise ConfigError(f"{where} must return parameter names (strings), but it holds"
+                              f" {short_repr(name)}")
+    return names
+
+
+def _named_by(prefix: str, names: list[str], paths: AbstractSet[str]) -> set[str]:
+    """The paths under ``prefix`` that ``no_weight_decay()`` names: a parameter name or an
+    fnmatch pattern on it, as timm's ``param_groups_weight_decay`` matches them, or a module
+    name, standing for all its parameters."""
+    exact = {prefix + n for n in names} & paths
+    globs = [_glob_escape(prefix) + n + suffix for n in names if prefix + n not in paths
+             for suffix in ("", ".*")]
+    return exact | {p for p in paths if any(fnmatch.fnmatchcase(p, g) for g in globs)}
+
+
+def _with_keywords(prefix: str, keywords: list[str], paths: AbstractSet[str]) -> set[str]:
+    """The paths under ``prefix`` whose part after it contains one of ``keywords``, as the
+    Swin Transformer repository's ``build_optimizer`` reads ``no_weight_decay_keywords()``."""
+    return {p for p in paths
+            if p.startswith(prefix) and any(k in p[len(prefix):] for k in keywords)}
+
+
+_DECLARATIONS = {"no_weight_decay": _named_by, "no_weight_decay_keywords": _with_keywords}
+"""The methods a module declares its parameters exempt from weight decay with, and how their
+names are matched."""
+
+
+def declared_no_decay(model: nn.Module) -> tuple[Select, ...]:
+    """Selectors of the parameters that ``model`` declares exempt from weight decay.
+
+    Two conventions of vision model libraries are read:
+
+    * ``no_weight_decay()`` returns parameter names relative to the module (timm:
+      ``{'pos_embed', 'cls_token'}`` for ViTs, every ``relative_position_bias_table`` for
+      Swin), matched as timm's ``optim.param_groups_weight_decay`` does, with fnmatch (XCiT
+      returns ``'pos_embed.*'``); a name of a submodule stands for all its parameters (timm's
+      fnmatch would match none of them; no timm model declares one).
+    * ``no_weight_decay_keywords()`` returns substrings of names (the Swin Transformer
+      repository's ``build_optimizer``; timm's TinyViT).
+
+    timm's ``create_optimizer_v2`` calls only the model's own ``no_weight_decay()``; timm models
+    built from declaring parts forward their parts' names themselves (``Eva`` adds
+    ``rope.*``). Here, on each path from the root, the outermost module with the method speaks
+    for its whole subtree: a model that declares is the only one asked, as in timm, and a
+    wrapper that declares nothing, such as ``nn.Sequential(timm_model, head)``, gets its
+    parts' declarations under their paths. The one difference from timm: a model that itself
+    declares nothing but whose layers do (timm's EdgeNeXt, whose attention declares its
+    ``temperature``) gets its layers' declarations, which timm ignores. Attributes of these
+    names that are not methods are ignored.
+
+    Returns:
+        One selector of the declared parameters (by exact path, aliases of tied parameters
+        included), or ``()`` when nothing is declared, so ``[..., *declared_no_decay(model)]``
+        composes with other selectors.
+
+    Raises:
+        ConfigError: if a declaration returns something other than a collection of strings.
+    """
+    order = list(dict.fromkeys(n for n, _ in model.named_parameters(remove_duplicate=False)))
+    paths = frozenset(order)
+    declared: set[str] = set()
+    for method, match in _DECLARATIONS.items():
+        for prefix, module in _outermost(model, method):
+            declared |= match(prefix, _declared(module, prefix, method), paths)
+    if not declared:
+        return ()
+    return (Select(path=tuple(_glob_escape(p) for p in order if p in declared)),)
+
+
+class _Choices:
+    """Which selectors match a parameter path, and what that decides for it.
+
+    ``defaults`` never warn; ``given`` (labelled ``label[i]``) and ``scales`` warn when they
+    match no parameter."""
+
+    def __init__(self, defaults: tuple[Select, ...], given: tuple[Select, ...], label: str,
                  scales: tuple[tuple[Select, float], ...]) -> None:
-        self.no_decay = no_decay
+        self.defaults = defaults
+        self.given = given
+        self.label = label
         self.scales = scales
-        self.used_no_decay: set[int] = set()
+        self.used_given: set[int] = set()
         self.used_scales: set[int] = set()
 
     def decide(self, info: ParamInfo) -> tuple[bool, float]:
         """(decayed?, lr factor) for the path ``info``: no ``no_decay`` selector matches it;
         the factor of the last matching ``lr_scale`` pair, 1 if none matches."""
-        skip = {i for i, s in enumerate(self.no_decay) if s.matches(info)}
+        skip = {i for i, s in enumerate(self.given) if s.matches(info)}
         scaled = [i for i, (s, _) in enumerate(self.scales) if s.matches(info)]
-        self.used_no_decay |= skip
+        self.used_given |= skip
         self.used_scales.update(scaled)
-        return not skip, self.scales[scaled[-1]][1] if scaled else 1.0
+        decays = not skip and not any(s.matches(info) for s in self.defaults)
+        return decays, self.scales[scaled[-1]][1] if scaled else 1.0
 
-    def warn_unused(self, check_no_decay: bool, frozen_left_out: int) -> None:
-        unused = [f"lr_scale[{i}] ({s.describe()})" for i, (s, _) in enumerate(self.scales)
-                  if i not in self.used_scales]
-        if check_no_decay:
-            unused[:0] = [f"no_decay[{i}] ({s.describe()})" for i, s in enumerate(self.no_decay)
-                          if i not in self.used_no_decay]
+    def warn_unused(self, frozen_left_out: int) -> None:
+        unused = [f"{self.label}[{i}] ({s.describe()})" for i, s in enumerate(self.given)
+                  if i not in self.used_given]
+        unused += [f"lr_scale[{i}] ({s.describe()})" for i, (s, _) in enumerate(self.scales)
+                   if i not in self.used_scales]
         frozen = (f" ({frozen_left_out} frozen parameter(s) are left out; include_frozen=True"
                   " groups them too)" if frozen_left_out else "")
         for what in unused:
             warnings.warn(f"param_groups: {what} matches no parameter{frozen}", stacklevel=3)
+
+
+def _decay_choices(model: nn.Module, no_decay: Sequence[Selector] | None,
+                   no_decay_extra: Sequence[Selector],
+                   scales: tuple[tuple[Select, float], ...]) -> _Choices:
+    """The defaults and ``no_decay_extra``, or ``no_decay`` alone; refuses both lists."""
+    extra = _selector_list(no_decay_extra, "no_decay_extra")
+    if no_decay is None:
+        return _Choices(_DEFAULT_SELECTS + declared_no_decay(model), extra, "no_decay_extra",
+                        scales)
+    if extra:
+        raise ConfigError("no_decay replaces the default selectors and no_decay_extra adds to"
+                          " them; give one of the two: no_decay=[every selector] or"
+                          " no_decay_extra=[the additions]")
+    return _Choices((), _selector_list(no_decay, "no_decay"), "no_decay", scales)
+
+
+_DEFAULT_SELECTS = _selector_list(DEFAULT_NO_DECAY, "DEFAULT_NO_DECAY")
 
 
 def _describe_choice(decays: bool, factor: float) -> str:
@@ -139,6 +277,8 @@ def param_groups(
     lr_scale: Sequence[tuple[Selector, float]] = (),
     lr: float | None = None,
     include_frozen: bool = False,
+    *,
+    no_decay_extra: Sequence[Selector] = (),
 ) -> list[dict[str, Any]]:
     """Parameter groups for a ``torch.optim`` optimizer, chosen by role, type or path.
 
@@ -146,10 +286,10 @@ def param_groups(
         model: The model.
         weight_decay: Decay of every parameter that no ``no_decay`` selector matches; a finite
             number >= 0.
-        no_decay: Selectors of the parameters that get ``weight_decay=0``. ``None`` means
-            :data:`DEFAULT_NO_DECAY`: roles ``bias``, ``norm`` (scale and shift of every
-            normalization layer) and ``prelu``. ``[]`` decays everything. Embeddings are decayed
-            unless listed (add ``"embedding"``).
+        no_decay: Selectors of the parameters that get ``weight_decay=0``, replacing the
+            defaults. ``None`` means the defaults: :data:`DEFAULT_NO_DECAY` (roles ``bias``,
+            ``norm``, ``prelu``, ``layer_scale`` and every 0-D or 1-D parameter) and the
+            parameters the model declares (:func:`declared_no_decay`). ``[]`` decays everything.
         lr_scale: ``(selector, factor)`` pairs; a parameter's learning rate is multiplied by the
             factor of the *last* pair that matches it (later pairs win, as in plans), 1 if none
             does. Factors are finite and > 0.
@@ -157,12 +297,42 @@ def param_groups(
             given, groups with a factor other than 1 carry ``"lr_scale": factor`` instead, which
             torch optimizers keep but do not apply: a scheduler must read it.
         include_frozen: Also group parameters with ``requires_grad=False`` (left out by default).
+        no_decay_extra: Selectors left out of weight decay in addition to the defaults, e.g.
+            ``["embedding"]``; not allowed with ``no_decay``. An argument of its own rather
+            than a "defaults" marker inside ``no_decay``: the defaults depend on the model (its
+            declarations), a ``no_decay`` list keeps meaning exactly its selectors, and these
+            are the selectors checked for matching nothing.
 
     A selector is a :class:`~torchinit.plan.Select`, a dict of its fields, or a string, which is
     always a role name (``"bias"``, ``"norm"``, ``"scale"``, ``"embedding"``, ``"prelu"``...);
     select paths with ``{"path": "encoder.*"}``. Selectors match a tied parameter under its
     canonical path; where an alias would be grouped differently, a warning says so. A selector
-    you give that matches no grouped parameter warns (the defaults never do).
+    you give (in ``no_decay``, ``no_decay_extra`` or ``lr_scale``) that matches no grouped
+    parameter warns; the defaults never do.
+
+    The defaults follow the two libraries' conventions on their own models:
+
+    * timm: ``create_optimizer_v2`` builds groups with ``param_groups_weight_decay``, which
+      leaves out 0-D and 1-D parameters, names ending in ``.bias`` and
+      ``model.no_weight_decay()``. The decayed parameters of timm's ViT, Swin and ConvNeXt
+      models are the same here, as are those of 95 of the 98 model families of timm 1.0.31
+      (one model each). The exceptions: the ``(C, 1, 1)`` ``LayerScale2d.gamma`` of FastViT
+      and SwiftFormer, which timm decays and the ``layer_scale`` role leaves out, and
+      EdgeNeXt's attention ``temperature`` (see :func:`declared_no_decay`).
+    * transformers: ``Trainer.get_decay_parameter_names`` leaves out ``nn.LayerNorm``
+      parameters and every name containing ``bias``, ``layernorm``, ``rmsnorm`` or a ``norm``
+      component. The decayed parameters of Llama, BERT, GPT-2 and ViT are the same here
+      (embeddings decayed; transformers' ViT declares nothing, so its ``cls_token`` and
+      ``position_embeddings`` are decayed, where timm's ViT declares and leaves out its own).
+      The Trainer differs on two kinds of parameters: 1-D parameters that are neither a bias
+      nor a norm (ConvNeXt's ``layer_scale_parameter``), which it decays and timm and this
+      function do not; and >= 2-D tables named like a bias (T5's ``relative_attention_bias``
+      embedding), which it does not decay and timm and this function do (add
+      ``{"path": "*relative_attention_bias*"}`` to ``no_decay_extra`` to follow it).
+
+    Since each library's models are grouped as that library groups them but for these
+    parameters, where the Trainer's name test is the odd one out, there is no switch between
+    conventions.
 
     Returns:
         Groups ``{"params": [...], "names": [canonical paths], "weight_decay": wd, ...}``, one
@@ -172,18 +342,18 @@ def param_groups(
 
     Raises:
         ConfigError: on a negative, infinite or NaN ``weight_decay``/``lr``/factor, an unknown
-            role (with close matches), or a malformed selector.
+            role (with close matches), a malformed selector, both ``no_decay`` and
+            ``no_decay_extra``, or a model declaration that is not a collection of names.
 
     Example:
-        >>> groups = param_groups(model, weight_decay=0.05)
+        >>> groups = param_groups(model, weight_decay=0.05, no_decay_extra=["embedding"])
         >>> optimizer = torch.optim.AdamW(groups, lr=1e-3)
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"param_groups needs an nn.Module, got {type(model).__name__}")
     decay = _real(weight_decay, "weight_decay", positive=False)
     base_lr = None if lr is None else _real(lr, "lr", positive=False)
-    choices = _Choices(_selector_list(DEFAULT_NO_DECAY if no_decay is None else no_decay,
-                                      "no_decay"), _scale_rules(lr_scale))
+    choices = _decay_choices(model, no_decay, no_decay_extra, _scale_rules(lr_scale))
     params = collect_params(model)
     grouped = [p for p in params if include_frozen or p.tensor.requires_grad]
     groups: dict[tuple[float, float], dict[str, Any]] = {}
@@ -206,8 +376,7 @@ def param_groups(
                 groups[key]["lr_scale"] = factor
         groups[key]["params"].append(param.tensor)
         groups[key]["names"].append(param.path)
-    choices.warn_unused(check_no_decay=no_decay is not None,
-                        frozen_left_out=len(params) - len(grouped))
+    choices.warn_unused(frozen_left_out=len(params) - len(grouped))
     return list(groups.values())
 
 

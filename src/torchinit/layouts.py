@@ -8,6 +8,10 @@ packed q/k/v) or is a lookup table (``nn.Embedding``). A *layout* maps a module 
 parameter names to the :class:`~torchinit.Fans` of what the layer computes: fan-in is the number
 of inputs summed into one output (Glorot & Bengio 2010; He et al. 2015), fan-out the number of
 outputs one input reaches.
+
+Layouts are keyed by class, or by qualified class name (``"transformers.pytorch_utils.Conv1D"``)
+for layers of other libraries: a name matches ``cls.__module__ + "." + cls.__qualname__`` of a
+class in the module's MRO, so torchinit never imports those libraries itself.
 """
 
 from __future__ import annotations
@@ -17,33 +21,39 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import overload
+from typing import Union, overload
 
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
 from ._fans import Block, Fans, torch_fans
-from .errors import ConfigError, FanError, describe_target, suggest
+from .errors import ConfigError, FanError, describe_target, short_repr, suggest
 
 __all__ = ["fans", "register_layout"]
 
 LayoutFn = Callable[[nn.Module, str], "Fans | None"]
+LayoutKey = Union[type, str]
+"""A module class, or its qualified name ``"package.module.ClassName"``."""
 CONVENTIONS = ("semantic", "torch")
 
-_LAYOUTS: dict[type, LayoutFn] = {}
-"""User registrations; consulted before the built-in layout of the same type."""
+_LAYOUTS: dict[LayoutKey, LayoutFn] = {}
+"""User registrations, by class or qualified name; consulted before the built-in layout of the
+same class."""
+_QUALIFIED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
 
 @overload
-def register_layout(module_type: type, fn: LayoutFn) -> LayoutFn: ...
+def register_layout(module_type: LayoutKey, fn: LayoutFn) -> LayoutFn: ...
 
 
 @overload
-def register_layout(module_type: type, fn: None = None) -> Callable[[LayoutFn], LayoutFn]: ...
+def register_layout(
+    module_type: LayoutKey, fn: None = None
+) -> Callable[[LayoutFn], LayoutFn]: ...
 
 
 def register_layout(
-    module_type: type, fn: LayoutFn | None = None
+    module_type: LayoutKey, fn: LayoutFn | None = None
 ) -> LayoutFn | Callable[[LayoutFn], LayoutFn]:
     """Register the layout of ``module_type`` and of its subclasses.
 
@@ -53,34 +63,51 @@ def register_layout(
     built-in layout of the same type, and replaces an earlier registration.
 
     Usable directly, ``register_layout(MyLayer, fn)``, or as a decorator,
-    ``@register_layout(MyLayer)``.
+    ``@register_layout(MyLayer)``. A layer of another library can be registered by its
+    qualified name, ``register_layout("package.module.ClassName", fn)``, without importing it:
+    the name matches a class whose ``__module__ + "." + __qualname__`` it is (the module that
+    defines the class, not one that re-exports it).
 
     Args:
-        module_type: A subclass of ``torch.nn.Module``.
+        module_type: A subclass of ``torch.nn.Module``, or its qualified name.
         fn: The layout function; omitted for the decorator form.
 
     Returns:
         ``fn``, or a decorator that registers and returns its argument.
 
     Raises:
-        ConfigError: if ``module_type`` is not an ``nn.Module`` subclass or ``fn`` is not callable.
+        ConfigError: if ``module_type`` is neither an ``nn.Module`` subclass nor a dotted class
+            name, or ``fn`` is not callable.
     """
-    if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
-        raise ConfigError(
-            f"register_layout needs a subclass of torch.nn.Module as module_type, got"
-            f" {module_type!r}; pass the class itself, e.g. register_layout(MyLayer, fn)."
-        )
+    _check_layout_key(module_type)
+    shown = module_type if isinstance(module_type, str) else module_type.__name__
 
     def register(layout: LayoutFn) -> LayoutFn:
         if not callable(layout):
             raise ConfigError(
-                f"the layout registered for {module_type.__name__} must be callable as"
+                f"the layout registered for {shown} must be callable as"
                 f" fn(module, name) -> Fans | None, got {layout!r}."
             )
         _LAYOUTS[module_type] = layout
         return layout
 
     return register if fn is None else register(fn)
+
+
+def _check_layout_key(module_type: object) -> None:
+    """Raise ConfigError unless ``module_type`` is an nn.Module class or a dotted class name."""
+    if isinstance(module_type, str):
+        if not _QUALIFIED_NAME.fullmatch(module_type):
+            raise ConfigError(
+                f"register_layout takes a class name as 'package.module.ClassName', got"
+                f" {short_repr(module_type)}; pass the class itself when it can be imported."
+            )
+    elif not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
+        raise ConfigError(
+            f"register_layout needs a subclass of torch.nn.Module as module_type, got"
+            f" {short_repr(module_type)}; pass the class itself, e.g. register_layout(MyLayer,"
+            f" fn), or its qualified name, e.g. register_layout('package.module.MyLayer', fn)."
+        )
 
 
 def fans(module: nn.Module, name: str, convention: str = "semantic") -> Fans:
@@ -173,12 +200,20 @@ def _assumed(module: nn.Module, name: str, param: nn.Parameter) -> Fans:
     return replace(torch_fans(source.shape, _what(module, name, param)), assumed=True)
 
 
+def qualified_name(cls: type) -> str:
+    """``"package.module.ClassName"``: the key a layout registered by name matches."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _layouts_for(module_type: type) -> Iterator[LayoutFn]:
-    """Layouts along the MRO, a user registration before the built-in one of the same class."""
+    """Layouts along the MRO, a user registration before the built-in one of the same class,
+    and for each a registration by class before one by qualified name."""
     for cls in module_type.__mro__:
-        for registry in (_LAYOUTS, _BUILTIN_LAYOUTS):
-            if cls in registry:
-                yield registry[cls]
+        name = qualified_name(cls)
+        for layout in (_LAYOUTS.get(cls), _LAYOUTS.get(name), _BUILTIN_LAYOUTS.get(cls),
+                       _THIRD_PARTY_LAYOUTS.get(name)):
+            if layout is not None:
+                yield layout
 
 
 def _layout_fans(module: nn.Module, name: str) -> Fans | None:
@@ -217,6 +252,13 @@ def _linear(module: nn.Linear) -> Fans:
     return Fans(module.in_features, module.out_features)
 
 
+def _input_major(module: nn.Module) -> Fans:
+    """``y = x W + b`` with ``W`` stored ``(in, out)``, the transpose of ``nn.Linear``'s
+    (transformers' ``Conv1D`` of GPT-2, weight ``(nx, nf)``): fan_in = ``nx``, fan_out = ``nf``."""
+    fan_in, fan_out = module.weight.shape
+    return Fans(fan_in, fan_out)
+
+
 def _bilinear(module: nn.Bilinear) -> Fans:
     """``y_o = x1^T W_o x2 + b_o``: each output sums ``in1 * in2`` products; each feature of x1
     reaches the ``out * in2`` weights of its slice ``W[:, i, :]``."""
@@ -245,6 +287,12 @@ def _lookup(module: nn.Embedding | nn.EmbeddingBag) -> Fans:
 def _per_feature(module: nn.Module) -> Fans:
     """Per-feature affine (norm layers, PReLU): each output is one weight times one input."""
     return Fans(1, 1)
+
+
+def _channel_gain(module: nn.Module, name: str) -> Fans | None:
+    """timm's ``ScaledStdConv2d(Same)``: ``gain`` ``(out, 1, 1, 1)`` scales each output channel,
+    a per-feature affine; ``weight`` and ``bias`` are left to the ``nn.Conv2d`` layout."""
+    return _per_feature(module) if name == "gain" else None
 
 
 _RNN_PARAM = re.compile(r"(?:weight|bias)_(ih|hh|hr)_l(\d+)(?:_reverse)?")
@@ -347,3 +395,14 @@ _BUILTIN_LAYOUTS: dict[type, LayoutFn] = {
     **dict.fromkeys(_NORMS, _weight_and_bias(_per_feature)),
     nn.PReLU: _weight_and_bias(_per_feature),
 }
+
+
+_THIRD_PARTY_LAYOUTS: dict[str, LayoutFn] = {
+    "transformers.pytorch_utils.Conv1D": _weight_and_bias(_input_major),
+    "timm.layers.std_conv.ScaledStdConv2d": _channel_gain,
+    "timm.layers.std_conv.ScaledStdConv2dSame": _channel_gain,
+}
+"""Layouts of other libraries' layers, by qualified class name, so their modules are never
+imported here. timm's ``Linear``, ``Conv2dSame`` and ``StdConv2d(Same)`` need none: they
+subclass ``nn.Linear`` / ``nn.Conv2d`` and compute what it does, so its layout gives their
+fans."""

@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import ConfigError, FanError, UnknownNameError, short_repr, suggest
 from ..initializers import Constant, Initializer, Normal, Ones, Uniform, Zeros
 from ..layouts import fans as layer_fans
-from .roles import NORM_TYPES
+from .roles import NORM_TYPES, is_norm
 from .selectors import ParamInfo
 
 __all__ = ["InitFactory", "register_factory", "factory_names"]
@@ -25,11 +25,24 @@ FactoryFn = Callable[[ParamInfo], Initializer]
 _FACTORIES: dict[str, FactoryFn] = {}
 
 
-def register_factory(name: str, fn: FactoryFn | None = None):  # type: ignore[no-untyped-def]
-    """Register ``fn(param_info) -> Initializer`` under ``name`` (usable as a decorator)."""
+def register_factory(name: str, fn: FactoryFn | None = None, *,  # type: ignore[no-untyped-def]
+                     replace: bool = False):
+    """Register ``fn(param_info) -> Initializer`` under ``name`` (usable as a decorator).
+
+    Raises:
+        ConfigError: for a function that is not callable, or a name another function already
+            has (plans name factories, so two under one name would change what a plan file
+            means; ``replace=True`` replaces on purpose).
+    """
     def add(f: FactoryFn) -> FactoryFn:
         if not callable(f):
             raise ConfigError(f"factory {name!r} must be callable, got {f!r}")
+        owner = _FACTORIES.get(name)
+        if owner is not None and owner is not f and not replace \
+                and (owner.__module__, owner.__qualname__) != (f.__module__, f.__qualname__):
+            raise ConfigError(f"factory {name!r} is already registered ({owner.__module__}."
+                              f"{owner.__qualname__}); choose another name, or pass"
+                              " replace=True")
         _FACTORIES[name] = f
         return f
 
@@ -105,8 +118,8 @@ def torch_default(param: ParamInfo) -> Initializer:
         if name in ("bias_k", "bias_v"):
             return Normal(0.0, math.sqrt(2.0 / (f.fan_in + f.fan_out)))
         return _symmetric_uniform(math.sqrt(6.0 / (f.fan_in + f.fan_out)))
-    if isinstance(m, NORM_TYPES):
-        return Ones() if name == "weight" else Zeros()
+    if is_norm(m):  # torch's norms, and layers with their structure (LlamaRMSNorm)
+        return Zeros() if name in ("bias", "offset", "beta") else Ones()
     if isinstance(m, nn.PReLU):
         return Constant(float(m.init))
     raise FanError(

@@ -1,21 +1,34 @@
 """Names of module types, so plans and config files can say ``"Linear"`` or ``"Conv*"``.
 
 Names resolve through this registry only: every public ``torch.nn`` module class under its class
-name, plus what users register. A config file can therefore never name an arbitrary Python
-object.
+name, what users register, and a fixed table of other libraries' layers (:data:`_THIRD_PARTY`),
+whose module is imported only when a plan names one. A config file can therefore never name an
+arbitrary Python object.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
 
 from torch import nn
 
 from ..errors import ConfigError, UnknownNameError, short_repr, suggest
+from ..layouts import qualified_name
 
 __all__ = ["register_module_type", "module_type", "module_types_matching", "type_name"]
 
 _BY_NAME: dict[str, type[nn.Module]] = {}
+
+_THIRD_PARTY: dict[str, str] = {"Conv1D": "transformers.pytorch_utils.Conv1D"}
+"""Names of other libraries' layers and the qualified names of their classes.
+
+A name here resolves by importing its module when a plan names it exactly, so torchinit does
+not import those libraries itself. Globs (``"Conv*"``) do not reach these names: a pattern
+written for torch's layers must not start matching GPT-2's ``Conv1D``, a dense layer, when
+transformers is installed. A class registered under the same name with
+:func:`register_module_type` takes precedence.
+"""
 
 
 def _register_torch_builtins() -> None:
@@ -54,15 +67,37 @@ def register_module_type(cls: type[nn.Module], name: str | None = None) -> type[
 
 
 def module_type(name: str) -> type[nn.Module]:
-    """The class registered under ``name``."""
+    """The class registered under ``name``, importing it for a name in :data:`_THIRD_PARTY`.
+
+    Raises:
+        UnknownNameError: for a name in no registry, or a third-party name whose class cannot
+            be imported here.
+    """
+    registered = _BY_NAME.get(name)
+    if registered is not None:
+        return registered
+    if name in _THIRD_PARTY:
+        return _import_third_party(name)
+    raise UnknownNameError(
+        f"unknown module type {short_repr(name)}." + suggest(name, [*_BY_NAME, *_THIRD_PARTY])
+        + " Built-in torch.nn classes are known by their class name; register your own with"
+        " torchinit.register_module_type(MyModule)."
+    )
+
+
+def _import_third_party(name: str) -> type[nn.Module]:
+    """The class :data:`_THIRD_PARTY` names ``name``, imported from its module."""
+    qualified = _THIRD_PARTY[name]
+    module_name, _, class_name = qualified.rpartition(".")
     try:
-        return _BY_NAME[name]
-    except KeyError:
+        return getattr(importlib.import_module(module_name), class_name)
+    except Exception as err:  # a missing or broken install of the other library, or an old one
         raise UnknownNameError(
-            f"unknown module type {short_repr(name)}." + suggest(name, _BY_NAME)
-            + " Built-in torch.nn classes are known by their class name; register your own with"
-            " torchinit.register_module_type(MyModule)."
-        ) from None
+            f"module type {name!r} is {qualified}, which cannot be imported here"
+            f" ({type(err).__name__}: {short_repr(str(err))}); install"
+            f" {module_name.partition('.')[0]}, or register the class you mean with"
+            f" torchinit.register_module_type(cls, name={name!r})."
+        ) from err
 
 
 def module_types_matching(pattern: str) -> tuple[type[nn.Module], ...]:
@@ -76,9 +111,13 @@ def module_types_matching(pattern: str) -> tuple[type[nn.Module], ...]:
 
 
 def type_name(cls: type[nn.Module]) -> str:
-    """The registered name of ``cls`` (for writing plans to files)."""
+    """The registered name of ``cls`` (for writing plans to files), a :data:`_THIRD_PARTY` name
+    matched by qualified class name unless a registration has taken that name."""
     for name, registered in _BY_NAME.items():
         if registered is cls:
+            return name
+    for name, qualified in _THIRD_PARTY.items():
+        if qualified == qualified_name(cls) and name not in _BY_NAME:
             return name
     raise ConfigError(
         f"module type {cls.__module__}.{cls.__qualname__} has no registered name, so a plan"

@@ -17,19 +17,30 @@ import torch
 from torch import nn
 
 from .._fans import Fans
-from ..errors import FanError, InitializerError, PlanError, TorchinitError, short_repr
+from ..errors import (
+    FanError,
+    InitializerError,
+    PlanError,
+    TorchinitError,
+    describe_target,
+    short_repr,
+)
 from ..initializers import Initializer, StructuredInitializer
 from ..layouts import fans as layer_fans
 from ..streams import Key
 from .factories import InitFactory
 from .manifest import BlockEntry, Manifest, Record
-from .roles import roles_of
+from .roles import norm_reason, roles_of
 from .rules import Keep, Rule
 from .selectors import ParamInfo
+from .write import _user_stacklevel
 
 __all__ = ["Plan", "UNMATCHED"]
 
 UNMATCHED = ("error", "warn", "keep")
+
+_WARNED_ASSUMED: set[type] = set()
+"""Module types already warned about for assumed fans (see :func:`_warn_assumed_fans`)."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +257,9 @@ class Plan:
                 if not preset_rule:  # presets tie weights routinely; the note is enough
                     warnings.warn(note, stacklevel=4)
                 notes.append(note)
+        reason = norm_reason(info.module) if "norm" in info.roles else None
+        if reason:
+            notes.append(f"norm role: {reason}")
         base = dict(
             path=info.path, shape=tuple(param.tensor.shape),
             dtype=str(param.tensor.dtype).removeprefix("torch."),
@@ -317,7 +331,36 @@ class Plan:
             raise type(err)(f"rule #{index} ({rule.describe()}): {err}") from None
         except TypeError as err:
             raise PlanError(f"rule #{index} ({rule.describe()}): {err}") from None
+        if init.uses_fans and fans is not None and fans.assumed:
+            _warn_assumed_fans(info, shape, init, fans)
         return init, fans
+
+
+def _warn_assumed_fans(info: ParamInfo, shape: tuple[int, ...], init: Initializer,
+                       fans: Fans) -> None:
+    """Warn that a fan-based ``init`` reads torch's axis order on a layer with no layout.
+
+    Once per module type per process, not once per resolve: the fix (a layout, or
+    ``fans="torch"``) is made once per type; a model repeats a type many times (GPT-2 has a
+    ``Conv1D`` per projection) and a plan is often resolved several times (``explain``, then
+    ``apply`` or ``build``), so more warnings would say nothing new. The manifest still marks
+    the fans of every such record as assumed (``*`` in its table).
+    """
+    kind = type(info.module)
+    if kind in _WARNED_ASSUMED:
+        return
+    _WARNED_ASSUMED.add(kind)
+    warnings.warn(
+        f"{kind.__name__} has no registered layout, so {describe_target(info.path, shape, init)}"
+        f" takes fans read off torch's axis order (fan_in={fans.fan_in},"
+        f" fan_out={fans.fan_out}), which are wrong if the layer stores its weight in another"
+        f" order. Register what the layer computes with torchinit.register_layout("
+        f"{kind.__name__}, fn), fn(module, name) returning torchinit.Fans, or pass"
+        f" Rule(..., fans='torch') to use torch's axis order explicitly. Warned once per"
+        f" module type.",
+        UserWarning,
+        stacklevel=_user_stacklevel(),
+    )
 
 
 def _fans_note(convention: str, init: Initializer, used: Fans | None,

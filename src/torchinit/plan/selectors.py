@@ -84,7 +84,7 @@ class Select:
             lookarounds, ``\\b``) are refused. See ``torchinit.plan.regex``.
         name: Glob(s) on the parameter's own name: ``"weight"``, ``"bias"``, ``"weight_ih_l*"``.
         role: Role(s) (any of them): weight, bias, norm, scale, embedding, input, recurrent,
-            projection, prelu; see ``torchinit.plan.roles``.
+            projection, prelu, layer_scale; see ``torchinit.plan.roles``.
         ndim: Number(s) of dimensions.
         within: Module class(es) or names/globs of which some enclosing module (not the owner
             itself) must be an instance, e.g. ``Select(type="Linear", within="MultiheadAttention")``.

@@ -1,9 +1,10 @@
 """Presets: ready-made plans that reproduce a framework's defaults or a paper's recipe.
 
 >>> import torchinit as ti
->>> ti.presets.names()
-['bert', 'dcgan', 'flax', 'general-rule', 'gpt2', 'keras', 'resnet', 'torch', 'vit']
+>>> ti.presets.names()[:5]
+['bert', 'convnext', 'dcgan', 'deepnet', 'efficientnet']
 >>> plan = ti.presets.get("gpt2", n_layers=12)
+>>> # ti.presets.from_config(hf_config): the preset and its options for a transformers config
 
 A preset is a :class:`~torchinit.Plan` whose rules go from general to specific, so rules added
 after it override it: ``ti.presets.get("bert") + [ti.Rule(path="classifier.*", init="zeros")]``.
@@ -11,7 +12,9 @@ after it override it: ``ti.presets.get("bert") + [ti.Rule(path="classifier.*", i
 :func:`register`.
 """
 
-from . import factories, frameworks, recipes  # noqa: F401  (register factories and presets)
+from . import factories, frameworks, language, mamba, recipes, residual, vision  # noqa: F401
+# (importing them registers their factories and presets)
+from .configs import from_config
 from .registry import describe, get, names, register
 
-__all__ = ["get", "names", "register", "describe"]
+__all__ = ["get", "names", "register", "describe", "from_config"]

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from torch import nn
 
 from ..errors import ConfigError
-from ..initializers import Initializer, Ones, Uniform, Zeros
+from ..initializers import Initializer, Ones, TruncatedNormal, Uniform, Zeros
+from ..layouts import fans as layer_fans
 from ..plan import ParamInfo, register_factory
-from ..plan.roles import NORM_TYPES
+from ..plan.roles import is_norm
 
 __all__ = ["keras_attention", "last_norm_zero", "keras_kernel_fan_sum"]
 
@@ -86,10 +87,23 @@ def last_norm_zero(param: ParamInfo) -> Initializer:
     """
     module = param.module
     parent = param.ancestors[-1] if param.ancestors else None
-    if not isinstance(module, NORM_TYPES) or param.name != "weight" or parent is None:
+    if not is_norm(module) or param.name != "weight" or parent is None:
         raise ConfigError(
             f"factory 'last_norm_zero' initializes the weight of a normalization layer inside"
             f" a residual block, not {param.path!r} ({type(module).__name__}); point the rule's"
             " paths at the blocks' norm weights, e.g. 'layer*.*.bn2.weight'")
-    norms = [child for child in parent.children() if isinstance(child, NORM_TYPES)]
+    norms = [child for child in parent.children() if is_norm(child)]
     return Zeros() if norms[-1] is module else Ones()
+
+
+@register_factory("trunc_normal_fan_in")
+def trunc_normal_fan_in(param: ParamInfo) -> Initializer:
+    """``trunc_normal_(std=sqrt(1 / fan_in))`` with torch's absolute bounds ``[-2, 2]``.
+
+    ``fan_in`` is torch's (``in_channels * kernel size`` for a conv, ``in_features`` for a
+    Linear), as torchvision computes it for the ``conv_proj`` patch embedding and the
+    ``heads.pre_logits`` Linear of its ViT (``torchvision/models/vision_transformer.py``,
+    ``VisionTransformer.__init__``).
+    """
+    fan_in = layer_fans(param.module, param.name, convention="torch").fan_in
+    return TruncatedNormal(0.0, math.sqrt(1.0 / fan_in), -2.0, 2.0) if fan_in else Zeros()

@@ -1,5 +1,5 @@
 """Presets that reproduce the initialization recipe of a paper or a reference implementation:
-DCGAN, GPT-2, BERT, ViT (timm), ResNet (torchvision).
+DCGAN, GPT-2, BERT, Llama (transformers), ViT (timm or torchvision), ResNet (torchvision).
 
 Each starts from the ``torch`` preset's rule, because each source re-initializes some layers of
 a model whose layers were built with PyTorch's defaults; layers the recipe does not mention keep
@@ -9,26 +9,22 @@ those defaults, as in the source.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
-from ..initializers import Initializer, KaimingNormal, Normal, Ones, TruncatedNormal, Zeros
+from ..initializers import (Initializer, KaimingNormal, Normal, Ones, TruncatedNormal,
+                            XavierUniform, Zeros)
 from ..plan import Plan, Rule
 from .frameworks import torch_defaults
-from .registry import flag, globs, positive_float, positive_int, register, rule
+from .registry import anywhere, choice, flag, globs, positive_float, positive_int, register, rule
 
-__all__ = ["GPT2_RESIDUAL_PATHS", "RESNET_LAST_BN_PATHS", "BATCH_NORM_TYPES"]
+__all__ = ["GPT2_RESIDUAL_PATHS", "RESNET_LAST_BN_PATHS", "BATCH_NORM_TYPES", "FLAVORS"]
 
 BATCH_NORM_TYPES = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm")
 CONV_TYPES = ("Conv1d", "Conv2d", "Conv3d")
 
 
-def _anywhere(*suffixes: str) -> tuple[str, ...]:
-    """Path globs matching each dotted suffix at the model's root or under any module."""
-    return tuple(glob for suffix in suffixes for glob in (suffix, f"*.{suffix}"))
-
-
-GPT2_RESIDUAL_PATHS = _anywhere(
+GPT2_RESIDUAL_PATHS = anywhere(
     "attn.c_proj.weight", "crossattention.c_proj.weight", "mlp.c_proj.weight",  # HF GPT-2
     "self_attn.out_proj.weight", "multihead_attn.out_proj.weight", "linear2.weight",  # torch
 )
@@ -37,7 +33,7 @@ GPT2_RESIDUAL_PATHS = _anywhere(
 ``nn.TransformerDecoderLayer``'s ``self_attn.out_proj``, ``multihead_attn.out_proj`` and
 ``linear2``."""
 
-RESNET_LAST_BN_PATHS = _anywhere("layer*.*.bn2.weight", "layer*.*.bn3.weight")
+RESNET_LAST_BN_PATHS = anywhere("layer*.*.bn2.weight", "layer*.*.bn3.weight")
 """The norm weights of torchvision's residual blocks that may be a block's last one."""
 
 
@@ -126,9 +122,63 @@ def bert(std: float = 0.02) -> Plan:
     return Plan(_weights_biases_scales("bert", Normal(0.0, std)), name="bert")
 
 
+@register("llama")
+def llama(std: float = 0.02) -> Plan:
+    """Llama and its family (Mistral, Qwen2, ...) in transformers: ``N(0, std)`` weights and
+    embeddings, zero biases (Qwen2's q/k/v), RMSNorm scales 1.
+
+    Every weight matrix (the attention and MLP projections, the LM head unless it is tied to
+    the embedding, which it then follows) and the token embedding ``N(0, std)``; biases 0; the
+    RMSNorm weights (``LlamaRMSNorm`` and its copies: a norm by structure, see
+    :func:`torchinit.plan.roles.norm_reason`) 1. No depth scaling of output projections.
+
+    Options:
+        std: ``config.initializer_range``.
+
+    Source: HF ``transformers/modeling_utils.py``, ``PreTrainedModel._init_weights`` (the
+    models of this family do not override it), ``models/llama/modeling_llama.py``; tested
+    against the init captured from ``LlamaForCausalLM``, ``MistralForCausalLM`` and
+    ``Qwen2ForCausalLM`` (``tests/test_presets_models.py``).
+    """
+    std = positive_float("llama", "std", std)
+    return Plan(_weights_biases_scales("llama", Normal(0.0, std)), name="llama")
+
+
+FLAVORS = ("timm", "torchvision")
+"""The libraries whose init a preset with a ``flavor`` option can follow."""
+
+
+def _vit_timm(r: Callable[..., Rule]) -> list[Rule]:
+    trunc = TruncatedNormal(0.0, 0.02, -2.0, 2.0)
+    return [
+        r(trunc, type=("Linear", "MultiheadAttention"), role="weight"),
+        r(Zeros(), type="Linear", role="bias"),
+        r(trunc, name=("pos_embed", "dist_token")),
+        r(Normal(0.0, 1e-6), name=("cls_token", "reg_token")),
+    ]
+
+
+def _vit_torchvision(r: Callable[..., Rule]) -> list[Rule]:
+    mlp = anywhere("mlp.*")
+    return [
+        r(XavierUniform(), type="Linear", role="weight", path=mlp),
+        r(Normal(0.0, 1e-6), type="Linear", role="bias", path=mlp),
+        r({"factory": "trunc_normal_fan_in"}, fans="torch",
+          path=anywhere("conv_proj.weight", "heads.pre_logits.weight")),
+        r(KaimingNormal(mode="fan_out"), fans="torch",
+          path=anywhere("conv_proj.conv_last.weight")),
+        r(Zeros(), path=anywhere("conv_proj.bias", "conv_proj.conv_last.bias",
+                                  "heads.pre_logits.bias", "heads.head.weight", "heads.head.bias")),
+        r(Zeros(), name="class_token"),
+        r(Normal(0.0, 0.02), name="pos_embedding"),
+    ]
+
+
 @register("vit")
-def vit() -> Plan:
-    """ViT as timm initializes it (``weight_init=''``, the default mode).
+def vit(flavor: str = "timm") -> Plan:
+    """ViT as timm (``flavor="timm"``, the default) or torchvision initializes it.
+
+    ``flavor="timm"`` (``weight_init=''``, timm's default mode):
 
     * Linear weights (and torch ``nn.MultiheadAttention``'s input projections, timm's ``qkv``
       Linear) ``trunc_normal_(std=.02)`` with absolute bounds +-2, biases 0.
@@ -138,21 +188,32 @@ def vit() -> Plan:
       embedding's Conv2d (``kaiming_uniform_(a=sqrt(5))``; timm uses ``lecun_normal_`` only in
       its ``'jax'`` mode), LayerNorm 1 / 0.
 
-    Options: none.
+    ``flavor="torchvision"`` (``torchvision.models.VisionTransformer``):
+
+    * The MLP blocks' Linear layers (``*.mlp.*``) ``xavier_uniform_``, biases ``N(0, 1e-6)``.
+    * ``conv_proj`` (the patch embedding) and ``heads.pre_logits``
+      ``trunc_normal_(std=sqrt(1 / fan_in))``, bounds +-2 (factory ``trunc_normal_fan_in``),
+      biases 0; with a conv stem, ``conv_proj.conv_last`` ``N(0, 2 / out_channels)``
+      (``kaiming_normal_(mode="fan_out")`` of a 1x1 conv), bias 0.
+    * ``heads.head`` weight and bias 0; ``class_token`` 0; ``encoder.pos_embedding``
+      ``N(0, 0.02)`` (not truncated).
+    * Everything else keeps torch's defaults: ``nn.MultiheadAttention`` (``xavier_uniform_``
+      packed input projection, zero biases, its ``out_proj`` weight ``kaiming_uniform_``),
+      LayerNorm 1 / 0, the conv stem's Conv-BN-ReLU layers.
+
+    Options:
+        flavor: ``"timm"`` or ``"torchvision"``.
 
     Source: Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021); timm
     ``timm/models/vision_transformer.py``, ``VisionTransformer.init_weights`` and
-    ``init_weights_vit_timm``.
+    ``init_weights_vit_timm``; torchvision ``torchvision/models/vision_transformer.py``,
+    ``VisionTransformer.__init__``, ``Encoder.__init__`` and ``MLPBlock.__init__``; tested
+    against the init captured from timm's ``vit_tiny_patch16_224`` and torchvision's
+    ``VisionTransformer`` (``tests/test_presets_vision.py``).
     """
-    r = partial(rule, "vit")
-    trunc = TruncatedNormal(0.0, 0.02, -2.0, 2.0)
-    return Plan([
-        torch_defaults("vit"),
-        r(trunc, type=("Linear", "MultiheadAttention"), role="weight"),
-        r(Zeros(), type="Linear", role="bias"),
-        r(trunc, name=("pos_embed", "dist_token")),
-        r(Normal(0.0, 1e-6), name=("cls_token", "reg_token")),
-    ], name="vit")
+    rules = {"timm": _vit_timm, "torchvision": _vit_torchvision}[
+        choice("vit", "flavor", flavor, FLAVORS)]
+    return Plan([torch_defaults("vit"), *rules(partial(rule, "vit"))], name="vit")
 
 
 @register("resnet")

@@ -13,7 +13,7 @@ from ..errors import ConfigError, UnknownNameError, suggest
 from ..plan import Plan, Rule
 
 __all__ = ["register", "get", "names", "describe", "rule", "positive_int", "positive_float",
-           "flag", "globs"]
+           "flag", "globs", "choice", "anywhere", "option_error"]
 
 PresetFn = Callable[..., Plan]
 _PRESETS: dict[str, PresetFn] = {}
@@ -145,14 +145,29 @@ def rule(preset: str, init: Any, fans: str = "semantic", optional: bool = True,
                 label=label, **select)
 
 
-def _bad(preset: str, option: str, wanted: str, value: Any) -> ConfigError:
+def option_error(preset: str, option: str, wanted: str, value: Any) -> ConfigError:
+    """The error for option ``option`` of ``preset``: it must be ``wanted``, got ``value``."""
     return ConfigError(f"preset {preset!r}: option {option} must be {wanted}, got {value!r}")
+
+
+def choice(preset: str, option: str, value: Any, choices: Sequence[str]) -> str:
+    """``value`` if it is one of the strings ``choices`` (the error suggests a close one)."""
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"preset {preset!r}: option {option} must be one of"
+                          f" {', '.join(map(repr, choices))}, got {value!r}."
+                          + suggest(str(value), choices))
+    return value
+
+
+def anywhere(*suffixes: str) -> tuple[str, ...]:
+    """Path globs matching each dotted suffix at the model's root or under any module."""
+    return tuple(glob for suffix in suffixes for glob in (suffix, f"*.{suffix}"))
 
 
 def positive_int(preset: str, option: str, value: Any) -> int:
     """``value`` if it is an int > 0 (bools refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise _bad(preset, option, "an int > 0", value)
+        raise option_error(preset, option, "an int > 0", value)
     return int(value)
 
 
@@ -160,14 +175,14 @@ def positive_float(preset: str, option: str, value: Any) -> float:
     """``value`` as a float if it is a finite real number > 0."""
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)
             or not math.isfinite(value) or value <= 0):
-        raise _bad(preset, option, "a finite number > 0", value)
+        raise option_error(preset, option, "a finite number > 0", value)
     return float(value)
 
 
 def flag(preset: str, option: str, value: Any) -> bool:
     """``value`` if it is a bool."""
     if not isinstance(value, bool):
-        raise _bad(preset, option, "True or False", value)
+        raise option_error(preset, option, "True or False", value)
     return value
 
 
@@ -176,6 +191,6 @@ def globs(preset: str, option: str, value: Any) -> tuple[str, ...]:
     items: Sequence[Any] = (value,) if isinstance(value, str) else value
     if (not isinstance(items, Sequence) or not items
             or not all(isinstance(g, str) and g for g in items)):
-        raise _bad(preset, option, "a glob or a non-empty list of globs on parameter paths",
+        raise option_error(preset, option, "a glob or a non-empty list of globs on parameter paths",
                    value)
     return tuple(items)
