@@ -22,6 +22,8 @@ import torchinit as ti
 from torchinit.cli import main
 from torchinit.experiments import DEFAULT_SCHEMES, build_model
 
+from .thirdparty import importable
+
 ROOT = Path(__file__).parents[1]
 MNIST_DIR = Path(__file__).parents[2] / "shared" / "data" / "mnist"
 COMMANDS = ("compare", "catalog", "presets", "explain", "inspect", "bench")
@@ -218,6 +220,78 @@ def test_inspect_file_model_needs_an_input_shape(model_file):
     assert json.loads(ok.stdout)["layers"][0]["shape"][0] == 32
     assert_one_line_error(invoke("inspect", f"{model_file}:build", "--input-shape", "32,a"), 2,
                           "--input-shape '32,a'")
+
+
+@pytest.fixture
+def language_model_file(tmp_path: Path) -> Path:
+    path = tmp_path / "lm.py"
+    path.write_text(textwrap.dedent("""
+        from torch import nn
+
+        class LM(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embed = nn.Embedding(50, 16)
+                self.fc = nn.Linear(16, 16)
+                self.norm = nn.LayerNorm(16)
+                self.head = nn.Linear(16, 50)
+
+            def forward(self, ids):
+                x = self.embed(ids)
+                return self.head(self.norm(x + self.fc(x)))
+
+        def build():
+            return LM()
+    """))
+    return path
+
+
+def test_inspect_feeds_token_ids(language_model_file):
+    spec = f"{language_model_file}:build"
+    result = invoke("inspect", spec, "--input-ids", "4,8", "--preset", "torch", "--json")
+    assert result.returncode == 0, result.stderr
+    layers = json.loads(result.stdout)["layers"]
+    assert [(r["layer"], r["shape"]) for r in layers] == [
+        ("embed", [4, 8, 16]), ("fc", [4, 8, 16]), ("norm", [4, 8, 16]), ("head", [4, 8, 50])]
+    assert all(r["predicted_std"] is not None for r in layers)
+    assert invoke("inspect", spec, "--input-ids", "4,8", "--vocab", "50").returncode == 0
+    # Ids up to 59 reach the 50-row table: the forward fails there, naming the module.
+    assert_one_line_error(invoke("inspect", spec, "--input-ids", "4,8", "--vocab", "60"), 1,
+                          "'embed' (Embedding)", "int64")
+
+
+def test_inspect_token_id_usage_errors(language_model_file, model_file):
+    spec = f"{language_model_file}:build"
+    assert_one_line_error(invoke("inspect", spec, "--input-ids", "4"), 2, "--input-ids '4'")
+    assert_one_line_error(invoke("inspect", spec, "--input-ids", "4,x"), 2, "e.g. --input-ids")
+    assert_one_line_error(invoke("inspect", spec, "--vocab", "9"), 2, "give --input-ids")
+    assert_one_line_error(invoke("inspect", spec, "--input-ids", "4,8", "--vocab", "0"), 2,
+                          "--vocab 0")
+    both = invoke("inspect", spec, "--input-ids", "4,8", "--input-shape", "4,8")
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+    assert_one_line_error(invoke("inspect", f"{model_file}:build", "--input-ids", "4,8"), 2,
+                          "--vocab is needed")
+
+
+@pytest.mark.skipif(not importable("transformers"), reason="transformers does not import")
+def test_inspect_a_transformers_language_model(tmp_path):
+    path = tmp_path / "tiny_gpt.py"
+    path.write_text(textwrap.dedent("""
+        import transformers
+
+        def build():
+            config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=64,
+                                             n_positions=16, bos_token_id=0, eos_token_id=0)
+            return transformers.GPT2LMHeadModel(config)
+    """))
+    result = invoke("inspect", f"{path}:build", "--input-ids", "2,16", "--json")
+    assert result.returncode == 0, result.stderr
+    layers = {r["layer"]: r for r in json.loads(result.stdout)["layers"]}
+    assert layers["transformer.wte"]["shape"] == [2, 16, 32]  # vocab from get_input_embeddings
+    assert layers["lm_head"]["shape"] == [2, 16, 64]
+    # The dropout after the sum of token and position embeddings: Var(wte) + Var(wpe).
+    drop = layers["transformer.drop"]
+    assert 0.5 <= drop["std"] / drop["predicted_std"] <= 2
 
 
 # -- compare ------------------------------------------------------------------------------------

@@ -261,6 +261,85 @@ def test_plot_without_matplotlib_names_the_extra(relu_reports, tmp_path, monkeyp
         relu_reports["xavier"].plot(str(tmp_path / "figure.png"))
 
 
+def _synthetic_report(stds, grads, label="r", layer="block.{}.proj") -> Report:
+    from torchinit.diagnostics import LayerStats
+
+    return Report(tuple(
+        LayerStats(index=i, layer=layer.format(i), module_type="Linear", shape=(4, 8), mean=0.0,
+                   std=std, abs_max=0.0, zero_fraction=0.0, dead_fraction=0.0,
+                   saturated_fraction=None, grad_std=grad, predicted_std=std,
+                   predicted_grad_std=grad) for i, (std, grad) in enumerate(zip(stds, grads))),
+        label=label)
+
+
+def _legend(ax) -> list[str]:
+    legend = ax.get_legend()
+    return [] if legend is None else [t.get_text() for t in legend.get_texts()]
+
+
+def test_plot_draws_zeros_on_symlog_and_marks_infinite_values(tmp_path):
+    from torchinit.diagnostics.plot import plot_reports
+
+    inf = math.inf
+    report = _synthetic_report([1.0, 0.5, 0.0, 0.0, 0.0, 1e-3], [inf, inf, 1.0, 0.5, 0.2, 1.0])
+    act, grad = plot_reports([report], tmp_path / "special.png").axes
+    assert act.get_yscale() == "symlog" and grad.get_yscale() == "log"
+    assert act.yaxis.get_transform().linthresh == pytest.approx(1e-3)
+    assert act.get_ylim()[0] < 0                              # the zeros clear of the edge
+    assert {"r: measured: 3 zeros", "r: predicted: 3 zeros"} <= set(_legend(act))
+    zeros = [line for line in act.get_lines() if line.get_label() == "r: measured: 3 zeros"]
+    assert list(zeros[0].get_xdata()) == [2, 3, 4] and set(zeros[0].get_ydata()) == {0.0}
+    assert "r: measured: 2 infinite (top edge)" in _legend(grad)
+    assert (tmp_path / "special.png").stat().st_size > 0
+
+
+def test_plot_without_zeros_keeps_a_log_axis_and_the_legend_unmarked(relu_reports, tmp_path):
+    from torchinit.diagnostics.plot import plot_reports
+
+    figure = plot_reports([relu_reports["kaiming"]], tmp_path / "plain.png")
+    assert [ax.get_yscale() for ax in figure.axes] == ["log", "log"]
+    assert _legend(figure.axes[0]) == ["kaiming: measured", "kaiming: predicted"]
+    assert figure.axes[1].get_legend() is None
+
+
+def test_plot_draws_the_predicted_line_dashed_darker_and_on_top(relu_reports, tmp_path):
+    from matplotlib.colors import to_rgb
+
+    from torchinit.diagnostics.plot import plot_reports
+
+    figure = plot_reports(list(relu_reports.values()), tmp_path / "lines.png")
+    for ax in figure.axes:
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        for label in relu_reports:
+            measured, predicted = lines[f"{label}: measured"], lines[f"{label}: predicted"]
+            assert predicted.get_linestyle() == "--" and measured.get_linestyle() == "-"
+            assert predicted.get_zorder() > measured.get_zorder()
+            assert sum(to_rgb(predicted.get_color())) < sum(to_rgb(measured.get_color())) - 0.3
+
+
+def test_plot_names_the_layers_on_the_x_axis(relu_reports, tmp_path):
+    from torchinit.diagnostics.plot import LABEL_CHARS, MAX_LABELS, _short, plot_reports
+
+    report = relu_reports["xavier"]
+    for ax in plot_reports([report], tmp_path / "names.png").axes:
+        labels = ax.get_xticklabels()
+        assert 2 <= len(labels) <= MAX_LABELS
+        assert {t.get_text() for t in labels} <= {s.layer for s in report.layers}
+        assert labels[0].get_text() == "0" and labels[-1].get_text() == report.layers[-1].layer
+        assert labels[0].get_rotation() == 45
+        ticks = {*ax.get_xticks(), *ax.get_xticks(minor=True)}    # a minor tick at every call
+        assert ticks == {s.index for s in report.layers}
+    long_names = _synthetic_report([1.0] * 40, [1.0] * 40,
+                                   layer="encoder.layers.{}.self_attention.out_proj")
+    figure = plot_reports([long_names], tmp_path / "long.png")
+    labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    # every 3rd of 40, under the common prefix, the block index kept
+    assert labels[:3] == ["0…out_proj", "3…out_proj", "6…out_proj"] and len(labels) == 14
+    assert all(len(t) <= LABEL_CHARS for t in labels)
+    assert _short(["x" * 30]) == "x" * (LABEL_CHARS - 1) + "…"
+    assert figure.axes[0].get_xlabel() == "layer in encoder.layers (module path, forward order)"
+
+
 def test_data_forms_give_the_same_report():
     model = mlp(3, nn.ReLU, width=16)
     x, y = batch(64, 16), torch.zeros(64, dtype=torch.long)

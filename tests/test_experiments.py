@@ -347,6 +347,47 @@ def test_write_outputs_without_matplotlib(comparison, tmp_path, monkeypatch):
     assert "matplotlib" in outputs.notes[0]
 
 
+def _curve_panel(curves: dict[str, list[float]]):
+    from torchinit.experiments.protocol import RunResult
+    from torchinit.experiments.results import PanelResult, SchemeResult
+
+    results = tuple(SchemeResult(SCHEMES[name], (RunResult(0, 0.5, curve[-1], tuple(curve),
+                                                           (), 0.0),))
+                    for name, curve in curves.items())
+    return PanelResult(experiment_panels("protocol")[0], 100, 20, results, 0.0)
+
+
+def test_loss_curves_zoom_in_on_the_schemes_that_train(tmp_path):
+    from torchinit.experiments.plots import plot_loss_curves
+
+    steps = range(100)
+    xavier = [2.3 * math.exp(-t / 30) + 0.30 for t in steps]
+    kaiming = [2.3 * math.exp(-t / 30) + 0.32 for t in steps]
+    panel = _curve_panel({"ones": [2.3 * 1.05 ** t for t in steps],     # diverges
+                          "zeros": [2.3] * 100,                           # does not move
+                          "centered-uniform": [30.0 - 0.27 * t for t in steps],  # 3.0: too high
+                          "kaiming": kaiming, "xavier": xavier})
+    figure = plot_loss_curves(panel, tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    main, zoom = figure.axes[:2]
+    assert len(main.get_lines()) == 5
+    # ordered by final loss, the mean of the last 10 steps
+    assert [t.get_text() for t in zoom.get_legend().get_texts()] == \
+        [f"Xavier ({sum(xavier[-10:]) / 10:#.3g})", f"Kaiming ({sum(kaiming[-10:]) / 10:#.3g})"]
+    low, high = zoom.get_ylim()
+    assert 0.25 < low < 0.35 and high < 2.3 and zoom.get_yscale() == "log"
+    styles = {line.get_linestyle() for line in zoom.get_lines()}
+    assert len(styles) == 2
+
+
+def test_loss_curves_without_two_schemes_that_train_have_one_axis(tmp_path):
+    from torchinit.experiments.plots import plot_loss_curves
+
+    panel = _curve_panel({"zeros": [2.3] * 50,
+                          "kaiming": [2.3 * math.exp(-t / 10) for t in range(50)]})
+    assert len(plot_loss_curves(panel, tmp_path / "loss.png").axes) == 1
+
+
 def test_panel_with_diagnostics(tmp_path):
     panels = [replace(p, model="deep-4", build=lambda: deep_mlp(4, 32, "relu"))
               for p in experiment_panels("depth-relu")]

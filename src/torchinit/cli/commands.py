@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import torch
+from torch import nn
 
 from .. import presets
 from ..apply import apply
@@ -78,19 +79,67 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _input_embedding(model: nn.Module) -> nn.Embedding | None:
+    """The embedding that takes a language model's token ids: transformers'
+    ``get_input_embeddings()``, else the first ``nn.Embedding`` registered."""
+    get = getattr(model, "get_input_embeddings", None)
+    try:
+        found = get() if callable(get) else None
+    except NotImplementedError:
+        found = None
+    if isinstance(found, nn.Embedding):
+        return found
+    return next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+
+
+def _token_ids(args: argparse.Namespace, model: nn.Module,
+               generator: torch.Generator) -> torch.Tensor:
+    """``--input-ids N,T``: uniform token ids in ``[0, --vocab)``, by default the vocabulary
+    of the model's input embedding."""
+    try:
+        shape = parse_shape(args.input_ids)
+    except UsageError:
+        shape = ()
+    if len(shape) != 2:
+        raise UsageError(f"--input-ids {args.input_ids!r}: give the batch size and the sequence"
+                         " length, e.g. --input-ids 8,128")
+    vocab = args.vocab
+    if vocab is None:
+        embedding = _input_embedding(model)
+        if embedding is None:
+            raise UsageError(f"--vocab is needed: {args.model!r} has no nn.Embedding to take"
+                             " the vocabulary size from, e.g. --vocab 32000")
+        vocab = embedding.num_embeddings
+    return torch.randint(0, vocab, shape, generator=generator)
+
+
+def _inspect_batch(args: argparse.Namespace, model: nn.Module) -> torch.Tensor:
+    """Token ids for ``--input-ids``, else a standard normal batch of ``--input-shape``."""
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.input_ids is not None:
+        return _token_ids(args, model, generator)
+    shape = (parse_shape(args.input_shape) if args.input_shape
+             else (256, *MODELS[args.model].input_shape))
+    return torch.randn(shape, generator=generator)
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from torchinit.diagnostics import inspect
 
-    if args.input_shape is None and args.model not in MODELS:
+    if args.vocab is not None and args.input_ids is None:
+        raise UsageError("--vocab sets the range of token ids: give --input-ids N,T too")
+    if args.vocab is not None and args.vocab < 1:
+        raise UsageError(f"--vocab {args.vocab}: give the number of token ids, e.g. --vocab"
+                         " 32000")
+    if args.input_shape is None and args.input_ids is None and args.model not in MODELS:
         raise UsageError(f"--input-shape is needed for {args.model!r} (built-in models have"
-                         " a default), e.g. --input-shape 64,784")
-    shape = (parse_shape(args.input_shape) if args.input_shape
-             else (256, *MODELS[args.model].input_shape))
+                         " a default), e.g. --input-shape 64,784, or --input-ids 8,128 for"
+                         " token ids")
     torch.manual_seed(args.seed)
     model = model_factory(args.model)()
     plan = plan_from_args(args)
     manifest = apply(model, plan, seed=args.seed) if plan is not None else None
-    batch = torch.randn(shape, generator=torch.Generator().manual_seed(args.seed))
+    batch = _inspect_batch(args, model)
     report = inspect(model, batch, manifest=manifest, label=args.model, seed=args.seed)
     print(report.to_json() if args.json else report.table())
     if args.plot:
@@ -156,18 +205,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     exp.set_defaults(handler=_explain)
 
     ins = add_command(sub, "inspect", "measure signal propagation through a model",
-                      "Run one forward and backward pass of a standard normal batch and print"
-                      " per layer call the activation and gradient statistics, measured and"
-                      " predicted, with warnings. With --preset or --plan the plan is applied"
-                      " first; otherwise the model is inspected as it was built.",
+                      "Run one forward and backward pass of a standard normal batch (or of"
+                      " random token ids, for a language model) and print per layer call the"
+                      " activation and gradient statistics, measured and predicted, with"
+                      " warnings. With --preset or --plan the plan is applied first; otherwise"
+                      " the model is inspected as it was built.",
                       "  torchinit inspect deep-relu --preset torch\n"
                       "  torchinit inspect mymodels.py:build --input-shape 64,784"
                       " --plot report.png\n"
+                      "  torchinit inspect mymodels.py:tiny_gpt --input-ids 8,128"
+                      " --preset gpt2 -o n_layers=4\n"
                       "  torchinit inspect mlp --plan plan.yaml --json")
     ins.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-    ins.add_argument("--input-shape", metavar="SHAPE",
-                     help="shape of the input batch, batch size first, e.g. 64,1,28,28"
-                          " (default for built-in models: 256,1,28,28)")
+    batch = ins.add_mutually_exclusive_group()
+    batch.add_argument("--input-shape", metavar="SHAPE",
+                       help="shape of the standard normal input batch, batch size first, e.g."
+                            " 64,1,28,28 (default for built-in models: 256,1,28,28)")
+    batch.add_argument("--input-ids", metavar="N,T",
+                       help="feed N sequences of T token ids (int64, uniform in [0, V)) instead,"
+                            " for language models")
+    ins.add_argument("--vocab", metavar="V", type=int,
+                     help="with --input-ids: the number of token ids V (default: the size of"
+                          " the model's input nn.Embedding)")
     add_plan_options(ins)
     ins.add_argument("--plot", metavar="FILE", help="also plot the report (.png or .svg)")
     ins.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -62,7 +62,10 @@ def inspect(
     gives ``path#1`` and ``path#2``): mean, std, abs-max, fraction of exact zeros, fraction of
     dead units, fraction saturated for bounded activations, and the gradient std with respect
     to the output. The predicted std comes from the variance recursion of
-    :mod:`torchinit.diagnostics.predict` applied to the weights' moments.
+    :mod:`torchinit.diagnostics.predict` applied to the weights' moments, along the data flow
+    the forward took: sums and concatenations its code computes between leaf modules (residual
+    adds, in place or not) are followed too. Outputs the manifest makes exactly zero (a
+    zero-initialized residual branch) are expected: they are not warned about.
 
     Args:
         model: The model, in the mode to diagnose (train or eval); it is not changed: buffers
@@ -95,7 +98,8 @@ def inspect(
     saved = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
         with torch.enable_grad(), ActivationRecorder(model) as recorder:
-            output = call_model(model, inputs, "inspect")
+            with recorder.tracing():
+                output = call_model(model, inputs, "inspect")
             if not recorder.entries:
                 raise ConfigError("inspect: no leaf module of the model produced a floating"
                                   " tensor; there is nothing to measure")
@@ -110,11 +114,12 @@ def inspect(
         var, mean = torch.var_mean(inputs.detach().double(), correction=0)
         input_moments = Moments(float(mean), float(var))
     params = ParamMoments(model, manifest)
-    prediction = predict(entries, input_moments, recorder.output_entry, params)
+    prediction = predict(recorder.nodes, input_moments, recorder.output_node, params)
     layers = tuple(
         LayerStats(i, name, type(e.module).__name__, e.shape, e.mean, e.std, e.abs_max,
                    e.zero_fraction, e.dead_fraction, e.saturated_fraction, e.grad_std,
-                   prediction.std[i], prediction.grad_std[i])
+                   prediction.std[i], prediction.grad_std[i], prediction.zero_by_plan[i],
+                   prediction.feeds_zero_by_plan[i])
         for i, (e, name) in enumerate(zip(entries, _layer_names(entries))))
     param_stats = tuple(ParamStats(path, tuple(p.shape), _std(p), _std(grads.get(path)))
                         for path, p in model.named_parameters())

@@ -18,6 +18,22 @@ against the Gaussian density; for ReLU this is ``E[relu(z)^2] = v / 2`` at ``m =
 behind the He gain. Normalization layers reset the moments to their affine parameters'.
 A module the recursion does not cover gets no prediction (``None``), and neither does anything
 computed from its output.
+
+Merges computed between the modules follow the data flow too. A sum ``c + sum(a_i x_i)`` of
+uncorrelated terms has ``E = c + sum(a_i E[x_i])`` and ``Var = sum(a_i^2 Var(x_i))``: a
+residual block ``x + f(x)`` gives ``Var(x) + Var(f(x))``. Terms are taken as uncorrelated when
+no random source reaches both: a dense, conv or embedding layer (its weights zero-mean and
+independent of its input) is a fresh source, every other module passes on its input's
+sources, a merge the union of its operands'. So ``x + f(x)`` with a linear layer in ``f`` is
+predicted, ``x + norm(x)`` or ``x + x`` is not. A concatenation mixes its operands' moments by
+element count.
+
+An output is *zero by plan* when the recursion predicts exactly 0 for it and the zero comes from
+the manifest: the layer's ``weight`` is a manifest-recorded zero (``zero_init_residual``'s norm
+scales, a zero-initialized output layer), or its input, or every operand of a merge, is zero by
+plan. A layer whose weight or norm scale is exactly 0 outputs its bias whatever its input, so
+it is predicted even after a module the recursion does not cover. The outputs that reach one
+zero by plan *feed* it: no gradient may come back through it.
 """
 
 from __future__ import annotations
@@ -32,7 +48,7 @@ from torch.nn import functional as F
 
 from ..errors import TorchinitError
 from ..plan.manifest import Manifest
-from .hooks import MODEL_INPUT, Entry
+from .hooks import MODEL_INPUT, Concat, Entry, Node, Sum
 
 __all__ = ["Moments", "ParamMoments", "Prediction", "predict"]
 
@@ -67,6 +83,9 @@ class Moments:
         return math.sqrt(max(self.var, 0.0))
 
 
+ZERO = Moments(0.0, 0.0)
+
+
 class ParamMoments:
     """Moments of a parameter's entries: from its manifest record (the initializer's exact
     mean and std, times the record's scale) where the record describes the values, otherwise
@@ -77,31 +96,46 @@ class ParamMoments:
         self._records = {r.path: r for r in manifest} if manifest is not None else {}
         self.sources: set[str] = set()
 
+    def _planned(self, tensor: torch.Tensor) -> Moments | None:
+        """The moments the manifest record of ``tensor`` gives, where it describes them."""
+        path = self._paths.get(id(tensor))
+        record = self._records.get(path) if path is not None else None
+        if record is None or record.init is None or record.blocks or record.std is None \
+                or record.values is not None:
+            return None
+        try:
+            mean = record.init.mean_value(record.fans, record.shape)
+        except (NotImplementedError, TorchinitError):
+            return None
+        return Moments(mean * record.scale, (record.std * record.scale) ** 2)
+
     def __call__(self, module: nn.Module, name: str) -> Moments | None:
         tensor = getattr(module, name, None)
         if not isinstance(tensor, torch.Tensor):
             return None
-        path = self._paths.get(id(tensor))
-        record = self._records.get(path) if path is not None else None
-        if record is not None and record.init is not None and not record.blocks \
-                and record.std is not None and record.values is None:
-            try:
-                mean = record.init.mean_value(record.fans, record.shape)
-            except (NotImplementedError, TorchinitError):
-                pass
-            else:
-                self.sources.add("manifest")
-                return Moments(mean * record.scale, (record.std * record.scale) ** 2)
+        planned = self._planned(tensor)
+        if planned is not None:
+            self.sources.add("manifest")
+            return planned
         self.sources.add("weights")
         var, mean = torch.var_mean(tensor.detach().double(), correction=0)
         return Moments(float(mean), float(var))
 
+    def planned_zero(self, module: nn.Module, name: str) -> bool:
+        """Whether the manifest sets ``module.<name>`` to exactly zero."""
+        tensor = getattr(module, name, None)
+        return isinstance(tensor, torch.Tensor) and self._planned(tensor) == ZERO
 
-def _affine_of(normalized: Moments, params: ParamMoments, module: nn.Module) -> Moments:
+
+def _affine_of(normalized: Moments | None, params: ParamMoments,
+               module: nn.Module) -> Moments | None:
     """Moments of ``gamma * x + beta`` for a norm layer's scale ``gamma`` (default 1) and shift
-    ``beta`` (default 0), independent of ``x``."""
+    ``beta`` (default 0), independent of ``x``; for unknown ``x``, ``beta``'s where ``gamma``
+    is exactly 0, else ``None``."""
     gamma = params(module, "weight") or Moments(1.0, 0.0)
-    beta = params(module, "bias") or Moments(0.0, 0.0)
+    beta = params(module, "bias") or ZERO
+    if normalized is None:
+        return beta if gamma == ZERO else None
     mean = gamma.mean * normalized.mean + beta.mean
     m2 = gamma.m2 * normalized.m2 + 2 * gamma.mean * beta.mean * normalized.mean + beta.m2
     return Moments(mean, m2 - mean**2)
@@ -198,27 +232,41 @@ def forward_moments(entry: Entry, inp: Moments | None, params: ParamMoments) -> 
             isinstance(module, nn.modules.batchnorm._NormBase)
             and (module.training or module.running_mean is None)):
         return _affine_of(Moments(0.0, 1.0), params, module)
+    if isinstance(module, nn.modules.batchnorm._NormBase):  # eval mode: running statistics
+        return _affine_of(None if inp is None else _running_normalized(module, inp), params,
+                          module)
+    fans = _connections(entry)
+    if fans is not None:
+        return _dense_moments(module, fans[0], inp, params)
     if inp is None:
         return None
     if isinstance(module, SHAPE_ONLY) or (isinstance(module, DROPOUT) and not module.training):
         return inp
     if isinstance(module, DROPOUT):
         keep = 1.0 - module.p
-        return Moments(0.0, 0.0) if keep == 0 else Moments(inp.mean, inp.m2 / keep - inp.mean**2)
-    if isinstance(module, nn.modules.batchnorm._NormBase):
-        return _affine_of(_running_normalized(module, inp), params, module)
+        return ZERO if keep == 0 else Moments(inp.mean, inp.m2 / keep - inp.mean**2)
     if hasattr(nn, "RMSNorm") and isinstance(module, nn.RMSNorm):
         mean = inp.mean / math.sqrt(inp.m2) if inp.m2 > 0 else 0.0
         return _affine_of(Moments(mean, 1.0 - mean**2), params, module)
     if isinstance(module, ELEMENTWISE):
         mean, m2, _ = gaussian_expectations(module, inp)
         return Moments(mean, m2 - mean**2)
-    fans = _connections(entry)
+    return None
+
+
+def _dense_moments(module: nn.Module, n_in: float, inp: Moments | None,
+                   params: ParamMoments) -> Moments | None:
+    """Moments of ``W x + b`` summing ``n_in`` products; ``b``'s alone where ``W`` is exactly
+    0, whatever ``x``."""
     weight = params(module, "weight")
-    if fans is None or weight is None:
+    if weight is None:
         return None
-    bias = params(module, "bias") or Moments(0.0, 0.0)
-    return Moments(bias.mean, fans[0] * weight.m2 * inp.m2 + bias.var)
+    bias = params(module, "bias") or ZERO
+    if weight == ZERO:
+        return bias
+    if inp is None:
+        return None
+    return Moments(bias.mean, n_in * weight.m2 * inp.m2 + bias.var)
 
 
 def backward_factor(entry: Entry, inp: Moments | None, params: ParamMoments) -> float | None:
@@ -235,43 +283,130 @@ def backward_factor(entry: Entry, inp: Moments | None, params: ParamMoments) -> 
     return None if fans is None or weight is None else fans[1] * weight.m2
 
 
+def _mixes(entry: Entry) -> bool:
+    """Whether the entry is a fresh random source: a dense, conv or embedding layer, whose
+    zero-mean weights make its output uncorrelated with what they are independent of."""
+    return isinstance(entry.module, nn.Embedding) or _connections(entry) is not None
+
+
+INPUT_SOURCE, UNKNOWN_SOURCE = "input", "unknown"
+"""The sources of the model input and of an input an untracked function computed (two such
+inputs may be correlated, so they share one source)."""
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What the recursion knows of one node's output: its moments (``None`` where not
+    covered), the random sources its values derive from (the ``id`` of each dense, conv or
+    embedding module on the way, or one of the sources above), and whether it is zero by
+    plan."""
+
+    moments: Moments | None
+    sources: frozenset[object]
+    zero_by_plan: bool = False
+
+
+def _entry_flow(entry: Entry, inp: Flow | None, params: ParamMoments) -> Flow:
+    moments = forward_moments(entry, None if inp is None else inp.moments, params)
+    if _mixes(entry):
+        sources: frozenset[object] = frozenset({id(entry.module)})
+    else:
+        sources = frozenset({UNKNOWN_SOURCE}) if inp is None else inp.sources
+    zero = moments == ZERO and (params.planned_zero(entry.module, "weight")
+                                or (inp is not None and inp.zero_by_plan))
+    return Flow(moments, sources, zero)
+
+
+def _merge_flow(node: Sum | Concat, operands: Sequence[Flow | None]) -> Flow:
+    """A sum of uncorrelated terms, or a concatenation, of the operands' flows."""
+    known = [f for f in operands if f is not None]
+    sources = frozenset().union(*(f.sources for f in known)) if known else frozenset()
+    moments = None
+    parts = [f.moments for f in known]
+    if len(known) == len(operands) and all(m is not None for m in parts):
+        if isinstance(node, Concat):
+            total = sum(node.sizes)
+            mean = sum(n * m.mean for n, m in zip(node.sizes, parts)) / total
+            m2 = sum(n * m.m2 for n, m in zip(node.sizes, parts)) / total
+            moments = Moments(mean, m2 - mean**2)
+        elif sum(len(f.sources) for f in known) == len(sources):  # no source in two terms
+            moments = Moments(
+                node.offset + sum(c * m.mean for c, m in zip(node.coefficients, parts)),
+                sum(c**2 * m.var for c, m in zip(node.coefficients, parts)))
+    zero = moments == ZERO and all(f.zero_by_plan for f in known)
+    return Flow(moments, sources, zero)
+
+
+def propagate(nodes: Sequence[Node], input_moments: Moments | None,
+              params: ParamMoments) -> list[Flow]:
+    """The :class:`Flow` of every node, in order (each node's inputs come before it)."""
+    model_input = Flow(input_moments, frozenset({INPUT_SOURCE}))
+    flows: list[Flow] = []
+
+    def flow_of(index: int | None) -> Flow | None:
+        if index is None:
+            return None
+        return model_input if index == MODEL_INPUT else flows[index]
+
+    for node in nodes:
+        if isinstance(node, Entry):
+            flows.append(_entry_flow(node, flow_of(node.parent), params))
+        else:
+            flows.append(_merge_flow(node, [flow_of(i) for i in node.operands]))
+    return flows
+
+
+def feeding(nodes: Sequence[Node], targets: set[int]) -> set[int]:
+    """The nodes whose output reaches one of ``targets`` (the targets included)."""
+    reached = set(targets)
+    for i in range(len(nodes) - 1, -1, -1):  # a node's inputs come before it
+        if i in reached:
+            node = nodes[i]
+            inputs = [node.parent] if isinstance(node, Entry) else node.operands
+            reached.update(j for j in inputs if j is not None and j != MODEL_INPUT)
+    return reached
+
+
 @dataclass(frozen=True)
 class Prediction:
-    """Predicted output std and gradient std of each entry (``None`` where unavailable)."""
+    """Per entry: the predicted output std and gradient std (``None`` where unavailable),
+    whether the output is zero by plan, and whether it feeds an output zero by plan."""
 
     std: tuple[float | None, ...]
     grad_std: tuple[float | None, ...]
+    zero_by_plan: tuple[bool, ...]
+    feeds_zero_by_plan: tuple[bool, ...]
 
 
-def is_chain(entries: Sequence[Entry], output_entry: int | None) -> bool:
-    """Whether the entries form one chain: each takes the previous one's output (the first
-    the model input, or none, as an embedding), each output is used once, the last is the
-    model's output."""
-    if not entries or output_entry != len(entries) - 1:
+def is_chain(nodes: Sequence[Node], output_node: int | None) -> bool:
+    """Whether the nodes are entries (no merges) forming one chain: each takes the previous
+    one's output (the first the model input, or none, as an embedding), each output is used
+    once, the last is the model's output."""
+    entries = [n for n in nodes if isinstance(n, Entry)]
+    if not entries or len(entries) < len(nodes) or output_node != len(entries) - 1:
         return False
     linked = all(e.parent == i - 1 for i, e in enumerate(entries) if i > 0)
     return linked and entries[0].parent in (MODEL_INPUT, None) and all(
         e.consumers == 1 for e in entries[:-1])
 
 
-def predict(entries: Sequence[Entry], input_moments: Moments | None, output_entry: int | None,
+def predict(nodes: Sequence[Node], input_moments: Moments | None, output_node: int | None,
             params: ParamMoments) -> Prediction:
     """Propagate moments forward along the recorded data flow, and gradients backward from
-    the measured gradient at the model's output when the entries form one chain."""
-    moments: list[Moments | None] = []
-    for entry in entries:
-        if entry.parent == MODEL_INPUT:
-            inp = input_moments
-        else:
-            inp = moments[entry.parent] if entry.parent is not None else None
-        moments.append(forward_moments(entry, inp, params))
-    grads: list[float | None] = [None] * len(entries)
-    if is_chain(entries, output_entry) and entries[-1].grad_std is not None:
+    the measured gradient at the model's output when the nodes form one chain of entries."""
+    flows = propagate(nodes, input_moments, params)
+    entries = [n for n in nodes if isinstance(n, Entry)]
+    grads: list[float | None] = [None] * len(nodes)
+    if is_chain(nodes, output_node) and entries[-1].grad_std is not None:
         grads[-1] = entries[-1].grad_std ** 2
         for i in range(len(entries) - 1, 0, -1):
-            factor = backward_factor(entries[i], moments[i - 1], params)
+            factor = backward_factor(entries[i], flows[i - 1].moments, params)
             if factor is None or grads[i] is None:
                 break
             grads[i - 1] = factor * grads[i]
-    return Prediction(tuple(None if m is None else m.std for m in moments),
-                      tuple(None if g is None else math.sqrt(g) for g in grads))
+    kept = [i for i, n in enumerate(nodes) if isinstance(n, Entry)]
+    feeds = feeding(nodes, {i for i, f in enumerate(flows) if f.zero_by_plan})
+    return Prediction(
+        tuple(None if flows[i].moments is None else flows[i].moments.std for i in kept),
+        tuple(None if grads[i] is None else math.sqrt(grads[i]) for i in kept),
+        tuple(flows[i].zero_by_plan for i in kept), tuple(i in feeds for i in kept))

@@ -50,7 +50,11 @@ class LayerStats:
 
     ``layer`` is the module path, suffixed ``#k`` for the k-th call of a module called more
     than once. ``saturated_fraction`` is ``None`` for unbounded activations; the ``predicted_*``
-    fields are ``None`` where no prediction exists.
+    fields are ``None`` where no prediction exists. ``zero_by_plan``: the manifest makes this
+    output exactly zero (a zero-initialized scale such as the ``resnet`` preset's
+    ``zero_init_residual``), so its dead units are expected. ``feeds_zero_by_plan``: this
+    output (or the zero one itself) reaches such an output, so a gradient of exactly 0 here is
+    expected too.
     """
 
     index: int
@@ -66,6 +70,13 @@ class LayerStats:
     grad_std: float | None
     predicted_std: float | None
     predicted_grad_std: float | None
+    zero_by_plan: bool = False
+    feeds_zero_by_plan: bool = False
+
+    @property
+    def zero_grad_by_plan(self) -> bool:
+        """The gradient is exactly 0 and the row feeds an output that is zero by plan."""
+        return self.feeds_zero_by_plan and self.grad_std == 0
 
 
 _FLOATS = ("mean", "std", "abs_max", "zero_fraction", "dead_fraction", "saturated_fraction",
@@ -145,13 +156,16 @@ class Report:
 
     # -- warnings --------------------------------------------------------------------------------
     def activation_ratio(self) -> float | None:
-        """Activation std of the last layer call over the first (``None`` if undefined)."""
-        return _ratio(self.layers[0].std, self.layers[-1].std) if self.layers else None
+        """Activation std of the last layer call over the first, of those not zero by plan
+        (``None`` if undefined)."""
+        stds = [s.std for s in self.layers if not s.zero_by_plan]
+        return _ratio(stds[0], stds[-1]) if stds else None
 
     def gradient_ratio(self) -> float | None:
-        """Gradient std at the first layer call over the last, in the direction gradients flow
-        (``None`` where gradients are missing)."""
-        grads = [s.grad_std for s in self.layers if s.grad_std is not None]
+        """Gradient std at the first layer call over the last, in the direction gradients flow,
+        of those with a gradient that is not zero by plan (``None`` where there are none)."""
+        grads = [s.grad_std for s in self.layers
+                 if s.grad_std is not None and not s.zero_grad_by_plan]
         return _ratio(grads[-1], grads[0]) if grads else None
 
     @cached_property
@@ -166,7 +180,7 @@ class Report:
                                  t.depth_ratio)
         for s in self.layers:
             where = f"{s.layer} ({s.module_type})"
-            if s.dead_fraction > t.dead:
+            if s.dead_fraction > t.dead and not s.zero_by_plan:
                 found.append(Finding("dead", s.layer, s.dead_fraction, t.dead,
                                      f"{where}: {s.dead_fraction:.1%} of units are dead (zero for"
                                      f" every example), above the threshold {t.dead:.0%}"))
@@ -219,15 +233,18 @@ class Report:
                    d["prediction_source"], Thresholds(**d["thresholds"]))
 
     def table(self) -> str:
-        """A fixed-width table of the layer calls, then the warnings."""
+        """A fixed-width table of the layer calls, then the warnings; ``0 (plan)`` marks an
+        output (pred std) or a gradient (grad std) that is zero by plan."""
         def fmt(x: float | None, pct: bool = False) -> str:
             return "-" if x is None else f"{x:.1%}" if pct else f"{x:.3g}"
 
         rows = [("#", "layer", "type", "mean", "std", "pred std", "abs max", "zeros", "dead",
                  "saturated", "grad std", "pred grad")]
         rows += [(str(s.index), s.layer, s.module_type, fmt(s.mean), fmt(s.std),
-                  fmt(s.predicted_std), fmt(s.abs_max), fmt(s.zero_fraction, True),
-                  fmt(s.dead_fraction, True), fmt(s.saturated_fraction, True), fmt(s.grad_std),
+                  "0 (plan)" if s.zero_by_plan else fmt(s.predicted_std), fmt(s.abs_max),
+                  fmt(s.zero_fraction, True),
+                  fmt(s.dead_fraction, True), fmt(s.saturated_fraction, True),
+                  "0 (plan)" if s.zero_grad_by_plan else fmt(s.grad_std),
                   fmt(s.predicted_grad_std)) for s in self.layers]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]

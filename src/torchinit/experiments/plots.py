@@ -7,11 +7,19 @@ object-oriented API (no pyplot, so no GUI backend is touched).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .results import CONFIDENCE, PanelResult
 
 __all__ = ["plot_loss_curves", "plot_accuracy"]
+
+TAIL = 0.1           # the share of the last steps whose mean is a curve's final loss
+WITHIN_BEST = 3.0    # a scheme trains when its final loss is within this factor of the best
+SMOOTH_STEPS = 20    # the zoom's moving average spans 1/SMOOTH_STEPS of the steps
+ZOOM_MARGIN = 1.15   # the zoom's y range: its curves' range widened by this factor each way
+ZOOM_STYLES = ("-", "--", "-.", ":", (0, (6, 1, 1, 1)))
 
 
 def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
@@ -20,12 +28,73 @@ def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def plot_loss_curves(panel: PanelResult, path: str | Path) -> None:
-    """Training loss per step (mean over seeds), one line per scheme, log scale."""
-    figure = _figure(8, 4.5)
-    ax = figure.subplots()
-    for i, result in enumerate(panel.results):
-        curve = result.mean_curve()
+def _final_loss(curve: Sequence[float]) -> float:
+    """Mean loss over the last ``TAIL`` share of ``curve`` (not finite if one of them is;
+    NaN for no step)."""
+    tail = curve[-max(1, round(TAIL * len(curve))):]
+    return math.fsum(tail) / len(tail) if tail else math.nan
+
+
+def _trains(first: float, final: float, best: float) -> bool:
+    """Whether a curve from ``first`` to ``final`` trains: at most half its first loss and
+    within ``WITHIN_BEST`` times the ``best`` final loss of the panel."""
+    return math.isfinite(final) and final <= first / 2 and final <= WITHIN_BEST * best
+
+
+def _moving_average(curve: Sequence[float], window: int) -> list[float]:
+    """Mean of each ``window`` consecutive values (the first at step ``window``)."""
+    return [math.fsum(curve[i - window:i]) / window for i in range(window, len(curve) + 1)]
+
+
+def _zoom(ax: Any, panel: PanelResult, curves: list[list[float]], chosen: list[int],
+          main: Any) -> None:
+    """The schemes that train on ``ax``: smoothed, in a y range fitted to them after the
+    first ``TAIL`` of the steps, ordered by final loss in the legend; ``main`` shades it."""
+    from matplotlib.ticker import FormatStrFormatter
+
+    window = max(1, len(max(curves, key=len)) // SMOOTH_STEPS)
+    finals = {i: _final_loss(curves[i]) for i in chosen}
+    shown: list[float] = []
+    for rank, i in enumerate(sorted(chosen, key=finals.__getitem__)):
+        smooth = _moving_average(curves[i], window)
+        ax.plot(range(window, len(curves[i]) + 1), smooth, color=f"C{i % 10}", linewidth=1.4,
+                linestyle=ZOOM_STYLES[rank % len(ZOOM_STYLES)],
+                label=f"{panel.results[i].scheme.label} ({finals[i]:#.3g})")
+        shown += [v for v in smooth[round(TAIL * len(smooth)):] if math.isfinite(v)]
+    ax.set_yscale("log")
+    if shown:  # curves shorter than the window have no moving average to fit
+        low, high = min(shown) / ZOOM_MARGIN, max(shown) * ZOOM_MARGIN
+        ax.set_ylim(low, high)
+        main.axhspan(low, high, color="0.85", alpha=0.5, zorder=0, linewidth=0)
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.set_xlabel("training step (batch)")
+    ax.set_ylabel(f"training loss, moving average of {window} steps")
+    ax.set_title("the schemes that train, zoomed (grey band at left)", fontsize="medium")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small", title="final loss", title_fontsize="small")
+
+
+def plot_loss_curves(panel: PanelResult, path: str | Path) -> Any:
+    """Training loss per step (mean over seeds), one line per scheme, log scale; write it to
+    ``path`` and return the ``matplotlib.figure.Figure``.
+
+    When at least two schemes train (their final loss, the mean over the last ``TAIL`` of the
+    steps, is at most half their first and within ``WITHIN_BEST`` times the best), a second
+    axis zooms in on them: moving averages over a ``1 / SMOOTH_STEPS`` share of the steps,
+    distinct line styles, the final losses in the legend, so that schemes a log axis spanning
+    the diverging ones draws as one band can be told apart.
+    """
+    curves = [result.mean_curve() for result in panel.results]
+    finals = [_final_loss(curve) for curve in curves]
+    best = min((f for f in finals if math.isfinite(f)), default=math.nan)
+    chosen = [i for i, (curve, final) in enumerate(zip(curves, finals))
+              if curve and _trains(curve[0], final, best)]
+    zoom = len(chosen) >= 2
+    figure = _figure(12 if zoom else 8, 4.5)
+    axes = figure.subplots(1, 2 if zoom else 1, squeeze=False)[0]
+    ax = axes[0]
+    for i, (result, curve) in enumerate(zip(panel.results, curves)):
         ax.plot(range(1, len(curve) + 1), curve, color=f"C{i % 10}", linewidth=1.2,
                 label=result.scheme.label)
     ax.set_yscale("log", nonpositive="mask")
@@ -34,7 +103,10 @@ def plot_loss_curves(panel: PanelResult, path: str | Path) -> None:
     ax.set_title(panel.panel.title, fontsize="medium")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize="small", ncol=2)
+    if zoom:
+        _zoom(axes[1], panel, curves, chosen, ax)
     figure.savefig(path)
+    return figure
 
 
 def plot_accuracy(panel: PanelResult, path: str | Path, classes: int = 10) -> None:
