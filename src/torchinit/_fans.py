@@ -11,9 +11,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import torch
+
 from .errors import FanError, InitializerError, short_repr
 
-__all__ = ["Block", "Fans", "torch_fans"]
+__all__ = ["Block", "Fans", "torch_fans", "calculate_fan_in_and_fan_out",
+           "calculate_correct_fan"]
 
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
 
@@ -103,3 +106,34 @@ def torch_fans(shape: Sequence[int], what: str = "tensor") -> Fans:
         )
     receptive = math.prod(shape[2:])
     return Fans(shape[1] * receptive, shape[0] * receptive, receptive, convention="torch")
+
+
+def calculate_fan_in_and_fan_out(tensor: torch.Tensor) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` by torch's axis-order rule (:func:`torch_fans`), with the call and
+    message of ``torch.nn.init._calculate_fan_in_and_fan_out``.
+
+    Raises:
+        FanError: (a ValueError) for tensors with fewer than 2 dimensions.
+    """
+    if tensor.dim() < 2:
+        raise FanError(f"Fan in and fan out can not be computed for tensor with fewer than 2"
+                       f" dimensions (got shape {tuple(tensor.shape)}); use torchinit.fans(module,"
+                       " name) for a layer's semantic fans")
+    fans = torch_fans(tensor.shape)
+    return fans.fan_in, fans.fan_out
+
+
+def calculate_correct_fan(tensor: torch.Tensor, mode: str) -> int:
+    """The fan ``mode`` selects (``"fan_in"`` or ``"fan_out"``, any case), as
+    ``torch.nn.init._calculate_correct_fan``.
+
+    Raises:
+        InitializerError: (a ValueError) for another mode; FanError for fewer than 2
+            dimensions.
+    """
+    mode = mode.lower()
+    valid_modes = ["fan_in", "fan_out"]
+    if mode not in valid_modes:
+        raise InitializerError(f"Mode {mode} not supported, please use one of {valid_modes}")
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    return fan_in if mode == "fan_in" else fan_out

@@ -39,6 +39,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from ._storage import storage_of
 from .errors import PlanError
 
 __all__ = ["WriteAudit", "AuditReport", "POISON"]
@@ -64,12 +65,8 @@ StorageKey = tuple[str, int]
 def _storage_key(tensor: torch.Tensor) -> StorageKey | None:
     """(device, address) of a tensor's storage; ``None`` for meta tensors and tensor
     subclasses without a storage of their own."""
-    if tensor.device.type == "meta":
-        return None
-    try:
-        return str(tensor.device), tensor.untyped_storage().data_ptr()
-    except (RuntimeError, NotImplementedError, TypeError):
-        return None
+    storage = storage_of(tensor) if tensor.device.type != "meta" else None
+    return None if storage is None else (str(tensor.device), storage.data_ptr())
 
 
 def _poison_view(tensor: torch.Tensor) -> tuple[torch.Tensor, int] | None:

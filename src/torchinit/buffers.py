@@ -15,21 +15,19 @@ indices): while building, that device is meta. They are recovered, in this order
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from .construct import META, Rebuild
 from .errors import PlanError
 
 __all__ = ["BufferRecovery", "plan_buffers", "UNRECOVERABLE"]
 
 UNRECOVERABLE = ("error", "zeros")
-_META = torch.device("meta")
 _HOOKS = ("init_non_persistent_buffers", "reset_running_stats")
 
-Rebuild = Callable[[list[nn.Parameter]], nn.Module]
 
 
 @dataclass
@@ -46,7 +44,7 @@ class BufferRecovery:
         recomputing = {id(m) for m in self.recompute}
         for module in model.modules():
             for name, buf in module.named_buffers(recurse=False):
-                if buf is not None and buf.device == _META:
+                if buf is not None and buf.device == META:
                     module._buffers[name] = torch.empty_like(buf, device=device)
                 elif buf is not None and id(module) in recomputing:
                     module._buffers[name] = buf.clone()
@@ -70,7 +68,7 @@ class BufferRecovery:
 
 def _meta_buffers(module: nn.Module) -> list[str]:
     return [n for n, b in module.named_buffers(recurse=False)
-            if b is not None and b.device == _META]
+            if b is not None and b.device == META]
 
 
 def plan_buffers(model: nn.Module, unrecoverable: str, rebuild: Rebuild | None = None,
@@ -103,7 +101,7 @@ def plan_buffers(model: nn.Module, unrecoverable: str, rebuild: Rebuild | None =
         again = rebuild(list(owners.values()) or list(model.parameters()))
         for path, (_, names) in list(pending.items()):
             theirs = dict(again.get_submodule(path).named_buffers(recurse=False))
-            found = [n for n in names if theirs.get(n) is not None and theirs[n].device != _META]
+            found = [n for n in names if theirs.get(n) is not None and theirs[n].device != META]
             for n in found:
                 out.values[f"{path}.{n}" if path else n] = theirs[n]
             left = [n for n in names if n not in found]

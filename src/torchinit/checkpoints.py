@@ -90,7 +90,7 @@ class Checkpoint:
         bytes are read or copied until used, and writes (training) go to private pages, never
         to the file. ``None`` where that cannot be (another dtype, misaligned bytes, a state
         dict)."""
-        itemsize = _itemsize(entry.dtype)
+        itemsize = entry.dtype.itemsize
         if entry.offset is None or dtype != entry.dtype or entry.offset % itemsize \
                 or sys.byteorder != "little":
             return None
@@ -124,7 +124,7 @@ class Checkpoint:
         if not entry.shape:
             return out.copy_(self._read(entry, ()))
         rows = region[0]
-        row_bytes = math.prod(s.stop - s.start for s in region[1:]) * _itemsize(entry.dtype)
+        row_bytes = math.prod(s.stop - s.start for s in region[1:]) * entry.dtype.itemsize
         step = max(1, BLOCK_BYTES // max(row_bytes, 1))
         count = len(range(rows.start, rows.stop, rows.step or 1))
         for first in range(0, count, step):
@@ -176,10 +176,6 @@ def _direct(entry: Entry, region: tuple, out: torch.Tensor) -> bool:
         return False
     return all(s.start == 0 and s.stop == n and s.step in (None, 1)
                for s, n in zip(region[1:], entry.shape[1:]))
-
-
-def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
 
 
 def _map_key(key: str, key_map: KeyMap) -> str | None:

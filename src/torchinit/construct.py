@@ -22,13 +22,13 @@ from .errors import PlanError
 if TYPE_CHECKING:
     from .native.recorder import Recorder
 
-__all__ = ["parameters_on_meta", "construct", "dry_run", "has_lazy", "META"]
+__all__ = ["parameters_on_meta", "construct", "rebuild", "dry_run", "has_lazy", "META",
+           "FactoryError", "Rebuild", "eager_seed", "parameter_like"]
 
 META = torch.device("meta")
-_META = META
 
 
-def _parameter_like(param: nn.Parameter, data: torch.Tensor) -> nn.Parameter:
+def parameter_like(param: nn.Parameter, data: torch.Tensor) -> nn.Parameter:
     """A parameter of ``param``'s class, ``requires_grad`` and attributes, holding ``data``."""
     new = torch.Tensor._make_subclass(type(param), data, param.requires_grad)
     new.__dict__.update(param.__dict__)
@@ -37,8 +37,8 @@ def _parameter_like(param: nn.Parameter, data: torch.Tensor) -> nn.Parameter:
 
 def _meta_twin(param: nn.Parameter) -> nn.Parameter:
     if isinstance(param, nn.parameter.UninitializedParameter):
-        return nn.parameter.UninitializedParameter(param.requires_grad, _META, param.dtype)
-    return _parameter_like(param, param.detach().to(_META))
+        return nn.parameter.UninitializedParameter(param.requires_grad, META, param.dtype)
+    return parameter_like(param, param.detach().to(META))
 
 
 _patch_lock = threading.Lock()
@@ -52,7 +52,7 @@ def _register_parameter(self: nn.Module, name: str, param: nn.Parameter | None) 
     inside :func:`parameters_on_meta`, a real parameter is replaced by its meta twin (unless it
     is one of those kept real); in every other thread it is the original."""
     scope = getattr(_building, "scope", None)
-    if scope is not None and param is not None and param.device != _META:
+    if scope is not None and param is not None and param.device != META:
         if id(param) not in scope.twins:  # keep the original alive so ids stay unique
             real = len(scope.twins) in scope.real
             twin = param if real else _meta_twin(param)
@@ -117,7 +117,7 @@ def parameters_on_meta(
 
 def _as_meta(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
-        return torch.empty_like(value, device=_META)
+        return torch.empty_like(value, device=META)
     if isinstance(value, (list, tuple)):
         return type(value)(_as_meta(v) for v in value)
     if isinstance(value, Mapping):
@@ -139,10 +139,10 @@ def dry_run(model: nn.Module, example_inputs: Any) -> None:
     for module in model.modules():
         for name, buf in module.named_buffers(recurse=False):
             if isinstance(buf, nn.parameter.UninitializedBuffer):  # materializes on meta
-                module._buffers[name] = nn.parameter.UninitializedBuffer(False, _META, buf.dtype)
-            elif buf is not None and buf.device != _META:
+                module._buffers[name] = nn.parameter.UninitializedBuffer(False, META, buf.dtype)
+            elif buf is not None and buf.device != META:
                 saved[(module, name)] = buf
-                module._buffers[name] = torch.empty_like(buf, device=_META)
+                module._buffers[name] = torch.empty_like(buf, device=META)
     inputs = _as_meta(example_inputs)
     try:
         with torch.no_grad():
@@ -161,6 +161,10 @@ def dry_run(model: nn.Module, example_inputs: Any) -> None:
     finally:
         for (module, name), buf in saved.items():
             module._buffers[name] = buf
+
+
+Rebuild = Callable[[list[nn.Parameter]], nn.Module]
+"""Constructs the model again with the given parameters (of the first construction) real."""
 
 
 class FactoryError(PlanError):

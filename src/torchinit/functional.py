@@ -49,7 +49,9 @@ from typing import ParamSpec, TypeVar
 import torch
 from torch import Tensor
 
-from .errors import ArgumentTypeError, FanError, InitializerError
+from ._fans import calculate_correct_fan as _calculate_correct_fan  # noqa: F401  (torch's names)
+from ._fans import calculate_fan_in_and_fan_out as _calculate_fan_in_and_fan_out  # noqa: F401
+from .errors import ArgumentTypeError
 from .gains import calculate_gain
 from .initializers import (
     Constant,
@@ -153,37 +155,6 @@ def _number(value: float | Tensor, name: str, one_element: bool = False) -> floa
         raise ArgumentTypeError(f"{name} must be a number or a 0-d tensor, got a tensor of"
                                 f" shape {tuple(value.shape)}")
     return value
-
-
-# -- torch's fan helpers ------------------------------------------------------------------------
-def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
-    """``(fan_in, fan_out)`` by torch's axis-order rule, exactly as ``torch.nn.init``'s helper:
-    ``fan_in = shape[1] * prod(shape[2:])``, ``fan_out = shape[0] * prod(shape[2:])``.
-
-    Raises:
-        FanError: (a ValueError) for tensors with fewer than 2 dimensions.
-    """
-    if tensor.dim() < 2:
-        raise FanError(f"Fan in and fan out can not be computed for tensor with fewer than 2"
-                       f" dimensions (got shape {tuple(tensor.shape)}); use torchinit.fans(module,"
-                       " name) for a layer's semantic fans")
-    receptive_field = math.prod(tensor.shape[2:])
-    return tensor.size(1) * receptive_field, tensor.size(0) * receptive_field
-
-
-def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
-    """The fan ``mode`` selects (``"fan_in"`` or ``"fan_out"``, any case), as torch's helper.
-
-    Raises:
-        InitializerError: (a ValueError) for another mode; FanError for fewer than 2
-            dimensions.
-    """
-    mode = mode.lower()
-    valid_modes = ["fan_in", "fan_out"]
-    if mode not in valid_modes:
-        raise InitializerError(f"Mode {mode} not supported, please use one of {valid_modes}")
-    fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    return fan_in if mode == "fan_in" else fan_out
 
 
 # -- elementwise distributions ------------------------------------------------------------------

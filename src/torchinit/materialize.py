@@ -27,10 +27,11 @@ from .native.instance import captured_instance
 from .native.kept import native_for_kept
 from .native.recorder import Recorder
 from .construct import (
-    _parameter_like,
+    META,
     construct,
     dry_run,
     has_lazy,
+    parameter_like,
     parameters_on_meta,
     rebuild,
 )
@@ -45,7 +46,6 @@ __all__ = ["build", "materialize", "parameters_on_meta"]
 
 PlanLike = Union[Plan, Manifest, str]
 
-_META = torch.device("meta")
 
 
 @contextlib.contextmanager
@@ -99,7 +99,7 @@ def _fill_parameters(
 
     params = dict(model.named_parameters())
     storage = manifest.write(model, out=allocate, progress=progress)
-    replacement = {id(params[path]): _parameter_like(params[path], data)
+    replacement = {id(params[path]): parameter_like(params[path], data)
                    for path, data in storage.items()}
     for module in model.modules():
         for name, param in module._parameters.items():
@@ -160,7 +160,7 @@ def _finish(
     if sharded and dtype is not None:
         raise PlanError("dtype= cannot convert a sharded (DTensor) model; give the parameters"
                         " their dtype before sharding, or use FSDP2's MixedPrecisionPolicy")
-    total = sum(local_tensor(p).numel() * _itemsize(dtype or p.dtype)
+    total = sum(local_tensor(p).numel() * (dtype or p.dtype).itemsize
                 for p in model.parameters())
     auditor = _auditor(model, audit)
     with auditor, Progress(total, "materializing", enabled=progress) as bar, \
@@ -237,10 +237,6 @@ def _check_device(device: torch.device | str) -> torch.device:
                           f" {have}); pass device='cpu'"
                           + (f" or one of {dev.type}:0..{count - 1}" if count else ""))
     return dev
-
-
-def _itemsize(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
 
 
 def _auditor(model: nn.Module, enabled: bool) -> Any:
@@ -405,7 +401,7 @@ def materialize(
         if example_inputs is None:
             raise PlanError("the model has lazy modules; pass example_inputs= for a dry run")
         dry_run(model, example_inputs)
-    real = [p for p, t in model.named_parameters() if local_tensor(t).device != _META]
+    real = [p for p, t in model.named_parameters() if local_tensor(t).device != META]
     if real:
         raise PlanError(f"materialize() takes a model whose parameters are on the meta device;"
                         f" {real[:3]} are not (use ti.apply for a materialized model)")

@@ -105,7 +105,7 @@ class ParamMoments:
             return None
         try:
             mean = record.init.mean_value(record.fans, record.shape)
-        except (NotImplementedError, TorchinitError):
+        except TorchinitError:  # a moment the scheme cannot state for this shape (a zero fan)
             return None
         return Moments(mean * record.scale, (record.std * record.scale) ** 2)
 

@@ -1,4 +1,5 @@
-"""``ti.capture`` and ``ti.build(factory, "native")``: the initialization a model's own code performs, as an ordinary plan.
+"""``ti.capture`` and ``ti.build(factory, "native")``: the initialization a model's own code
+performs, as an ordinary plan.
 
 The model is constructed with its parameters on the meta device while a recorder
 (:mod:`.recorder`) notes every torch call that writes a tensor: ``torch.nn.init`` functions
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..construct import construct
+from ..construct import FactoryError, construct
 from ..errors import PlanError
 from ..plan.plan import Plan
 from .assemble import Captured, Miss, captured_params, plan_from
@@ -112,8 +113,9 @@ def capture(
             records the model constructed for real.
 
     Example:
-        >>> plan = ti.capture(lambda: AutoModelForCausalLM.from_config(cfg))  # doctest: +SKIP
-        >>> model = ti.build(lambda: AutoModelForCausalLM.from_config(cfg), plan, seed=0)  # doctest: +SKIP
+        >>> factory = lambda: AutoModelForCausalLM.from_config(cfg)  # doctest: +SKIP
+        >>> plan = ti.capture(factory)  # doctest: +SKIP
+        >>> model = ti.build(factory, plan, seed=0)  # doctest: +SKIP
     """
     if fallback not in FALLBACKS:
         raise PlanError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
@@ -125,16 +127,10 @@ def capture(
     try:
         model, recorder = record_factory(factory_or_model, example_inputs)
     except PlanError as err:
-        if fallback != "eager" or not _failed_on_meta(err):
+        if fallback != "eager" or not isinstance(err, FactoryError):
             raise CaptureError(str(err)) from err
         model, recorder = _record_for_real(factory_or_model)
     return native_plan(model, captured_params(model, recorder), fallback)
-
-
-def _failed_on_meta(err: PlanError) -> bool:
-    from ..construct import FactoryError
-
-    return isinstance(err, FactoryError)
 
 
 def _record_for_real(factory: Callable[[], nn.Module]) -> tuple[nn.Module, Recorder]:

@@ -65,13 +65,7 @@ def _initializer(state: State, module: nn.Module, name: str) -> tuple[Initialize
     """The catalog initializer (and fan convention) that draws what ``state`` describes."""
     state = _given(state)
     if isinstance(state, Const):
-        if state.value == 0:
-            return Zeros(), "semantic"
-        if state.value == 1:
-            return Ones(), "semantic"
-        if not math.isfinite(state.value):
-            return Miss(f"filled with {state.value}")
-        return Constant(state.value), "semantic"
+        return _constant(state.value)
     if isinstance(state, Dist):
         return _distribution(state)
     if isinstance(state, Scheme):
@@ -91,10 +85,18 @@ def _initializer(state: State, module: nn.Module, name: str) -> tuple[Initialize
     return Miss(state.reason, state.where, state.site)
 
 
+def _constant(value: float) -> tuple[Initializer, str] | Miss:
+    if value in (0.0, 1.0):
+        return (Zeros() if value == 0 else Ones()), "semantic"
+    if not math.isfinite(value):
+        return Miss(f"filled with {value}")
+    return Constant(value), "semantic"
+
+
 def _distribution(d: Dist) -> tuple[Initializer, str] | Miss:
     lo, hi = d.support()
     if lo == hi:
-        return _initializer(Const(lo), nn.Module(), "")  # type: ignore[return-value]
+        return _constant(lo)
     if d.kind == "uniform":
         return Uniform(lo, hi), "semantic"
     if d.kind == "normal":

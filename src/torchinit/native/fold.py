@@ -33,7 +33,8 @@ from ..initializers import (
     XavierNormal,
     XavierUniform,
 )
-from .recorder import Event, Log, Region
+from .calls import Event, Region
+from .recorder import Log
 
 __all__ = ["Const", "Dist", "Scheme", "Unknown", "Segments", "fold", "State"]
 

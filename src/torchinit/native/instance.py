@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-from ..construct import META, _parameter_like
+from ..construct import META, parameter_like
 from .assemble import Captured, captured_params
 from .recorder import Recorder
 
@@ -85,7 +85,7 @@ def _on_meta(model: nn.Module) -> Iterator[None]:
             for name, p in params.items():
                 if p is not None:
                     if id(p) not in twins:
-                        twin = _parameter_like(p, torch.empty_like(p, device=META))
+                        twin = parameter_like(p, torch.empty_like(p, device=META))
                         twin.__dict__.pop("_is_hf_initialized", None)
                         twins[id(p)] = twin
                     module._parameters[name] = twins[id(p)]

@@ -18,6 +18,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from ..construct import META, Rebuild
 from ..errors import PlanError
 from ..plan.manifest import Manifest, Record
 from ..sharding import local_tensor
@@ -25,11 +26,9 @@ from .assemble import Captured, plan_from
 
 __all__ = ["native_for_kept", "EAGER_NOTE"]
 
-_META = torch.device("meta")
 EAGER_NOTE = ("eager: the model's own code run for real on the CPU (torch's generator seeded"
               " from the seed); computed in full, not a keyed stream, so not shard-invariant")
 
-Rebuild = Callable[[list[nn.Parameter]], nn.Module]
 
 
 def native_for_kept(
@@ -50,7 +49,7 @@ def native_for_kept(
         PlanError: naming parameters whose own init cannot be captured, when ``again`` is
             ``None``.
     """
-    on_meta = {path for path, p in model.named_parameters() if local_tensor(p).device == _META}
+    on_meta = {path for path, p in model.named_parameters() if local_tensor(p).device == META}
     needy = [r for r in manifest if r.kept and r.path in on_meta]
     if not needy:
         return manifest
@@ -87,7 +86,7 @@ def _eager(model: nn.Module, records: list[Record], theirs: Manifest,
     out = []
     for record in records:
         value = real.get(record.path)
-        if value is None or value.device == _META or tuple(value.shape) != record.shape:
+        if value is None or value.device == META or tuple(value.shape) != record.shape:
             raise PlanError(f"{record.path}: constructing the model again did not give it real"
                             " values of its shape; give it a rule")
         out.append(replace(record, values=value.detach().to(torch.float64).clone(),

@@ -15,24 +15,42 @@ storage it knows is freed and its address reused while it records.
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import sys
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import CodeType, FrameType
+from types import FrameType
 from typing import Any
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["Event", "Log", "Recorder", "Region", "storage_id"]
+from .._storage import storage_of
+from .calls import (
+    AFFINE,
+    CLAMPS,
+    CONSTANT_WRITES,
+    COPIES,
+    CREATORS,
+    DISPATCHED,
+    DISTRIBUTIONS,
+    GROUPED,
+    HARMLESS_INPLACE,
+    METADATA,
+    Event,
+    Region,
+    dispatched,
+    func_name,
+    scalar,
+    scalar_arithmetic,
+    tensors,
+    torch_numbers,
+    zero_pad,
+)
 
-Region = tuple[int, tuple[int, ...], tuple[int, ...]]
-"""(storage offset, sizes, strides) in elements: which elements of a storage a view covers."""
+__all__ = ["Log", "Recorder", "storage_id", "region_of"]
 
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,25 +58,6 @@ _PLUMBING = tuple(os.path.join(_TORCH_DIR, *f.split("/")) for f in (
     "nn/init.py", "overrides.py", "_tensor.py", "utils/_contextlib.py", "autograd/grad_mode.py",
     "nn/modules/module.py", "nn/parameter.py", "random.py", "_C")) + (_PACKAGE_DIR,)
 """Files whose frames are never "where an init came from": torch's plumbing and torchinit."""
-
-
-@dataclass(frozen=True)
-class Event:
-    """One thing done to (part of) a storage.
-
-    ``op`` is one of ``"normal"``, ``"uniform"``, ``"fill"``, ``"empty"``, ``"affine"``
-    (``args = (scale, shift)``), ``"clamp"``, ``"erfinv"``, ``"copy"`` (``args = (source log,)``),
-    ``"init"`` (a ``torch.nn.init`` function: ``args = (name, arguments)``), ``"given"`` (values
-    a parameter was created with: ``args = (tensor,)``), ``"read"`` and ``"unknown"``.
-    ``group`` ties together the inner calls of one ``torch.nn.init`` function.
-    """
-
-    op: str
-    args: tuple = ()
-    region: Region | None = None
-    where: str = ""
-    site: str = ""
-    group: int | None = None
 
 
 @dataclass
@@ -74,12 +73,8 @@ class Log:
 def storage_id(tensor: torch.Tensor) -> int | None:
     """An identity of ``tensor``'s storage, shared by its views and ``.data`` (``None`` for a
     tensor with no storage of its own: an uninitialized lazy parameter, a sparse tensor)."""
-    if isinstance(tensor, nn.parameter.UninitializedTensorMixin) or tensor.layout != torch.strided:
-        return None
-    try:
-        return tensor.untyped_storage()._cdata
-    except (RuntimeError, NotImplementedError, TypeError):
-        return None
+    storage = storage_of(tensor)
+    return None if storage is None else storage._cdata
 
 
 def _storage_numel(tensor: torch.Tensor) -> int:
@@ -103,107 +98,6 @@ def region_of(tensor: torch.Tensor) -> Region | None:
     return (tensor.storage_offset(), tuple(s for s, _ in dims), tuple(st for _, st in dims))
 
 
-def _init_functions() -> dict[CodeType, str]:
-    """``torch.nn.init`` functions that do not dispatch to a torch-function mode themselves:
-    their inner calls are grouped by their frame."""
-    names = ("trunc_normal_", "xavier_uniform_", "xavier_normal_", "kaiming_normal_",
-             "orthogonal_", "sparse_", "eye_", "dirac_", "ones_", "zeros_")
-    return {getattr(nn.init, n).__code__: n for n in names if hasattr(nn.init, n)}
-
-
-_GROUPED = _init_functions()
-_DISPATCHED = {f.__name__: inspect.signature(f) for f in (
-    nn.init.uniform_, nn.init.normal_, nn.init.constant_, nn.init.kaiming_uniform_)}
-"""``torch.nn.init`` functions that hand themselves to the mode. They do so by their module
-global, which code such as transformers' ``guard_torch_init_functions`` replaces with wrappers
-of the same name and signature, so they are recognized by name (plain functions only, not the
-``Tensor`` methods of the same name)."""
-
-
-def _dispatched(func: Any) -> str | None:
-    name = getattr(func, "__name__", None)
-    return name if name in _DISPATCHED and isinstance(func, types.FunctionType) else None
-
-_T = torch.Tensor
-_DISTRIBUTIONS = {_T.normal_: "normal", _T.uniform_: "uniform"}
-_CONSTANT_WRITES = {_T.fill_: "fill", _T.zero_: "zero"}
-_AFFINE = {_T.mul_: "mul", _T.div_: "div", _T.add_: "add", _T.sub_: "sub"}
-_CLAMPS = {_T.clamp_: "clamp", _T.clip_: "clamp", _T.clamp_min_: "min", _T.clamp_max_: "max"}
-_HARMLESS_INPLACE = {"requires_grad_", "retain_grad", "share_memory_", "squeeze_", "unsqueeze_",
-                     "t_", "transpose_", "swapdims_", "swapaxes_", "rename_", "detach_",
-                     "as_strided_", "resize_", "set_", "record_stream", "pin_memory"}
-_CREATORS: dict[Callable, Callable[..., Event]] = {}
-_COPIES = {_T.clone, _T.to, _T.float, _T.double, _T.half, _T.bfloat16, _T.contiguous, _T.type,
-           _T.cpu, _T.cuda, torch.clone}
-_METADATA = {
-    "size", "dim", "ndimension", "numel", "nelement", "stride", "storage_offset", "element_size",
-    "is_contiguous", "is_floating_point", "is_complex", "get_device", "data_ptr",
-    "untyped_storage", "__len__", "__get__", "__set__", "__getitem__", "view", "view_as",
-    "reshape", "reshape_as", "t", "transpose", "permute", "narrow", "chunk", "split", "unbind",
-    "unsqueeze", "squeeze", "flatten", "unflatten", "expand", "expand_as", "select", "as_strided",
-    "movedim", "swapdims", "swapaxes", "detach", "new_empty", "new_zeros", "new_ones", "new_full",
-    "new_tensor", "empty_like", "zeros_like", "ones_like", "full_like", "__repr__", "__format__",
-    "requires_grad_", "_is_view", "is_set_to", "__hash__", "__eq__", "__bool__", "type_as",
-    "__reduce_ex__", "__deepcopy__", "__setstate__", "_make_subclass", "__torch_function__",
-    "__new__", "__init__", "_has_compatible_shallow_copy_type", "has_names", "__contains__",
-}
-
-
-def _creator(op: str, *args: Any) -> Callable[..., Event]:
-    return lambda *a, **k: Event(op, args)
-
-
-for _fn, _event in (
-    (torch.zeros, _creator("fill", 0.0)), (torch.zeros_like, _creator("fill", 0.0)),
-    (torch.ones, _creator("fill", 1.0)), (torch.ones_like, _creator("fill", 1.0)),
-    (torch.empty, _creator("empty")), (torch.empty_like, _creator("empty")),
-    (torch.randn, _creator("normal", 0.0, 1.0)), (torch.randn_like, _creator("normal", 0.0, 1.0)),
-    (torch.rand, _creator("uniform", 0.0, 1.0)), (torch.rand_like, _creator("uniform", 0.0, 1.0)),
-    (_T.new_zeros, _creator("fill", 0.0)), (_T.new_ones, _creator("fill", 1.0)),
-    (_T.new_empty, _creator("empty")),
-):
-    _CREATORS[_fn] = _event
-
-
-def _full_event(*args: Any, **kwargs: Any) -> Event:
-    value = kwargs.get("fill_value", args[1] if len(args) > 1 else None)
-    return Event("fill", (float(value),)) if isinstance(value, (int, float)) \
-        and not isinstance(value, bool) else Event("unknown", ("torch.full of a tensor value",))
-
-
-_CREATORS[torch.full] = _full_event
-_CREATORS[torch.full_like] = _full_event
-_CREATORS[_T.new_full] = lambda self, size, fill_value, **k: _full_event(None, fill_value)
-
-
-def _scalar(value: Any) -> float | None:
-    """``value`` as a float if it is a number (or a real 0-dim tensor), else ``None``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_meta \
-            and not value.is_complex():
-        return float(value.item())
-    return None
-
-
-def _func_name(func: Any) -> str:
-    name = getattr(func, "__name__", None) or repr(func)
-    return "Tensor." + name if getattr(func, "__objclass__", None) is not None \
-        or getattr(func, "__qualname__", "").startswith(("TensorBase.", "Tensor.")) else name
-
-
-def _tensors(args: Any, kwargs: dict) -> list[torch.Tensor]:
-    out = []
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, torch.Tensor):
-            out.append(value)
-        elif isinstance(value, (list, tuple)):
-            out.extend(v for v in value if isinstance(v, torch.Tensor))
-    return out
-
-
 class Recorder(TorchFunctionMode):
     """Record, per storage, the initialization torch calls perform (see the module docstring).
 
@@ -217,7 +111,6 @@ class Recorder(TorchFunctionMode):
         super().__init__()
         self.logs: dict[int, Log] = {}
         self._groups: dict[int, tuple[FrameType, int]] = {}  # id(frame) -> (frame, group)
-        self.registered: list[tuple[nn.Parameter, str, str]] = []  # (twin, owner type, name)
         self.failure: tuple[str, str, str] | None = None  # (op, where, site) of a failing call
 
     # -- the mode --------------------------------------------------------------------------------
@@ -227,14 +120,14 @@ class Recorder(TorchFunctionMode):
             after = self._before(func, args, kwargs)
         except Exception as err:  # a call the recorder cannot read is not the model's fault
             after = None
-            for tensor in _tensors(args, kwargs)[:1]:
-                self._append(tensor, Event("unknown", (f"{_func_name(func)} ({err})",)))
+            for tensor in tensors(args, kwargs)[:1]:
+                self._append(tensor, Event("unknown", (f"{func_name(func)} ({err})",)))
         try:
             result = func(*args, **kwargs)
         except Exception:
             if self.failure is None:
                 where, site, _ = self._origin()
-                self.failure = (_func_name(func), where, site)
+                self.failure = (func_name(func), where, site)
             raise
         if after is not None:
             try:
@@ -248,104 +141,104 @@ class Recorder(TorchFunctionMode):
         first = args[0] if args and isinstance(args[0], torch.Tensor) else None
         if first is not None and storage_id(first) in self.logs:
             self._note_grouped_call()
-        dispatched = _dispatched(func)
-        if dispatched is not None:
-            self._init_function(dispatched, args, kwargs)
+        init_name = dispatched(func)
+        if init_name is not None:
+            self._init_function(init_name, args, kwargs)
             return None
-        if func in _CREATORS:
-            event = _CREATORS[func](*args, **kwargs)
+        if func in CREATORS:
+            event = CREATORS[func](*args, **kwargs)
             return lambda out: self._append(out, event, region=None) \
                 if isinstance(out, torch.Tensor) else None
         name = getattr(func, "__name__", "")
         target = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        if target is not None and (func in _DISTRIBUTIONS or func in _CONSTANT_WRITES
-                                   or func in _AFFINE or func in _CLAMPS
-                                   or func is _T.copy_ or func is _T.erfinv_
-                                   or func is _T.__setitem__
+        if target is not None and (func in DISTRIBUTIONS or func in CONSTANT_WRITES
+                                   or func in AFFINE or func in CLAMPS
+                                   or func is torch.Tensor.copy_ or func is torch.Tensor.erfinv_
+                                   or func is torch.Tensor.__setitem__
                                    or (name.endswith("_") and not name.startswith("__")
-                                       and name not in _HARMLESS_INPLACE)):
+                                       and name not in HARMLESS_INPLACE)):
             self._append(target, self._write_event(func, name, args, kwargs))
             return None
         out_kw = kwargs.get("out")
         if isinstance(out_kw, torch.Tensor):
-            self._append(out_kw, Event("unknown", (f"{_func_name(func)}(out=...)",)))
+            self._append(out_kw, Event("unknown", (f"{func_name(func)}(out=...)",)))
             return None
-        if name in _METADATA:
+        if name in METADATA:
             return None
         return lambda result: self._propagate(func, name, args, kwargs, result)
 
     # -- events ----------------------------------------------------------------------------------
     def _init_function(self, name: str, args: tuple, kwargs: dict) -> None:
-        bound = _DISPATCHED[name].bind(*args, **kwargs)
+        bound = DISPATCHED[name].bind(*args, **kwargs)
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         tensor = arguments.pop("tensor")
         arguments.pop("generator", None)
         if getattr(tensor, "_is_hf_initialized", False):
             return  # transformers' wrappers leave tensors loaded from a checkpoint alone
-        low = _torch_numbers(name, tensor, arguments)  # torch's own numbers, for the cross-check
+        low = torch_numbers(name, tensor, arguments)  # torch's own numbers, for the cross-check
         if low is not None:
             arguments["_low"] = low
         self._append(tensor, Event("init", (name, arguments)))
 
     def _write_event(self, func: Any, name: str, args: tuple, kwargs: dict) -> Event:
         params = dict(kwargs)
-        if func in _DISTRIBUTIONS:
+        if func in DISTRIBUTIONS:
             a = kwargs.get("mean", kwargs.get("from", args[1] if len(args) > 1 else None))
             b = kwargs.get("std", kwargs.get("to", args[2] if len(args) > 2 else None))
-            a = 0.0 if a is None else _scalar(a)
-            b = 1.0 if b is None else _scalar(b)
+            a = 0.0 if a is None else scalar(a)
+            b = 1.0 if b is None else scalar(b)
             if a is None or b is None:
-                return Event("unknown", (f"{_func_name(func)} with tensor arguments",))
-            return Event(_DISTRIBUTIONS[func], (a, b))
-        if func is _T.zero_:
+                return Event("unknown", (f"{func_name(func)} with tensor arguments",))
+            return Event(DISTRIBUTIONS[func], (a, b))
+        if func is torch.Tensor.zero_:
             return Event("fill", (0.0,))
-        if func is _T.fill_:
-            value = _scalar(kwargs.get("value", args[1] if len(args) > 1 else None))
+        if func is torch.Tensor.fill_:
+            value = scalar(kwargs.get("value", args[1] if len(args) > 1 else None))
             return Event("fill", (value,)) if value is not None else Event(
                 "unknown", ("Tensor.fill_ with a value computed on the meta device",))
-        if func in _AFFINE:
-            other = _scalar(params.get("other", args[1] if len(args) > 1 else None))
-            alpha = _scalar(params.get("alpha", 1.0))
+        if func in AFFINE:
+            other = scalar(params.get("other", args[1] if len(args) > 1 else None))
+            alpha = scalar(params.get("alpha", 1.0))
             if other is None or alpha is None:
-                return Event("unknown", (f"{_func_name(func)} by a tensor",))
-            kind = _AFFINE[func]
+                return Event("unknown", (f"{func_name(func)} by a tensor",))
+            kind = AFFINE[func]
             if kind == "mul":
                 return Event("affine", (other, 0.0))
             if kind == "div":
                 return Event("affine", (1.0 / other, 0.0)) if other else Event(
                     "unknown", ("Tensor.div_ by zero",))
             return Event("affine", (1.0, other * alpha * (1.0 if kind == "add" else -1.0)))
-        if func in _CLAMPS:
-            kind = _CLAMPS[func]
+        if func in CLAMPS:
+            kind = CLAMPS[func]
             lo = params.get("min", args[1] if len(args) > 1 and kind != "max" else None)
             hi = params.get("max", args[2] if len(args) > 2 else (
                 args[1] if len(args) > 1 and kind == "max" else None))
-            lo_s, hi_s = (None if lo is None else _scalar(lo)), (None if hi is None else _scalar(hi))
+            lo_s, hi_s = (None if lo is None else scalar(lo)), (None if hi is None else scalar(hi))
             if (lo is not None and lo_s is None) or (hi is not None and hi_s is None):
                 return Event("unknown", ("Tensor.clamp_ with tensor bounds",))
             return Event("clamp", (-math.inf if lo_s is None else lo_s,
                                    math.inf if hi_s is None else hi_s))
-        if func is _T.erfinv_:
+        if func is torch.Tensor.erfinv_:
             return Event("erfinv")
-        if func is _T.copy_:
+        if func is torch.Tensor.copy_:
             src = args[1] if len(args) > 1 else kwargs.get("src")
             return self._source_event(src, "Tensor.copy_")
-        if func is _T.__setitem__:
+        if func is torch.Tensor.__setitem__:
             value = args[2] if len(args) > 2 else None
-            scalar = _scalar(value)
+            number = scalar(value)
             region = self._item_region(args[0], args[1])
             if region is False:
                 return Event("unknown", ("Tensor.__setitem__ with a mask or index tensor",))
-            if scalar is not None:
-                return Event("fill", (scalar,), region=region)
+            if number is not None:
+                return Event("fill", (number,), region=region)
             source = self._source_event(value, "Tensor.__setitem__")
             return Event(source.op, source.args, region=region)
-        return Event("unknown", (_func_name(func),))
+        return Event("unknown", (func_name(func),))
 
     def _source_event(self, src: Any, what: str) -> Event:
         if not isinstance(src, torch.Tensor):
-            value = _scalar(src)
+            value = scalar(src)
             return Event("fill", (value,)) if value is not None else Event(
                 "unknown", (f"{what} of {type(src).__name__}",))
         log = self.logs.get(storage_id(src))
@@ -396,7 +289,7 @@ class Recorder(TorchFunctionMode):
         where it then skips the sampling (on meta tensors)."""
         frame = sys._getframe(3)
         while frame is not None and frame.f_code.co_filename.startswith(_PLUMBING):
-            if frame.f_code in _GROUPED:
+            if frame.f_code in GROUPED:
                 entry = self._groups.get(id(frame))
                 if entry is None or entry[0] is not frame:
                     self._enter_grouped(frame)
@@ -407,7 +300,7 @@ class Recorder(TorchFunctionMode):
         """A ``torch.nn.init`` function that does not dispatch to the mode has started: log it
         with its arguments (as its frame holds them). Calls inside it (if it makes any: on meta
         tensors torch skips the sampling) join its group."""
-        name = _GROUPED[frame.f_code]
+        name = GROUPED[frame.f_code]
         code = frame.f_code
         arguments = {n: frame.f_locals[n] for n in code.co_varnames[:code.co_argcount]
                      if n in frame.f_locals}
@@ -417,7 +310,7 @@ class Recorder(TorchFunctionMode):
         self._groups[id(frame)] = (frame, group)
         if not isinstance(tensor, torch.Tensor) or storage_id(tensor) is None:
             return
-        low = _torch_numbers(name, tensor, arguments)
+        low = torch_numbers(name, tensor, arguments)
         if low is not None:
             arguments["_low"] = low
         where, site, _ = self._origin(frame.f_back)
@@ -436,7 +329,7 @@ class Recorder(TorchFunctionMode):
         # the first frame of the model's code, and any torch.nn.init frame inside it
         while frame is not None:
             code = frame.f_code
-            if code in _GROUPED and grouped is None:
+            if code in GROUPED and grouped is None:
                 grouped = frame
             filename = code.co_filename
             name = code.co_name
@@ -452,15 +345,15 @@ class Recorder(TorchFunctionMode):
     def _propagate(self, func: Any, name: str, args: tuple, kwargs: dict, result: Any) -> None:
         """Give ``result`` the log its values follow from: a copy (``clone``, ``to``), a scalar
         multiple or shift (``2 * torch.randn(n)``), or values computed from parameters."""
-        if name in _METADATA:
+        if name in METADATA:
             return
-        inputs = _tensors(args, kwargs)
+        inputs = tensors(args, kwargs)
         logged = [t for t in inputs if storage_id(t) in self.logs]
-        if func not in _COPIES and not _zero_pad(name, args, kwargs) \
-                and _scalar_arithmetic(name, args, logged[0] if logged else None) is None:
+        if func not in COPIES and not zero_pad(name, args, kwargs) \
+                and scalar_arithmetic(name, args, logged[0] if logged else None) is None:
             for tensor in logged:  # its values are read: a scale computed from them may follow
                 if isinstance(tensor, nn.Parameter):
-                    self._append(tensor, Event("read", (_func_name(func),)))
+                    self._append(tensor, Event("read", (func_name(func),)))
         if not isinstance(result, torch.Tensor):
             return
         if not logged or storage_id(result) is None or storage_id(result) in self.logs:
@@ -469,16 +362,16 @@ class Recorder(TorchFunctionMode):
         if source.derived:
             self._derive(result, source.derived)
             return
-        if (func in _COPIES or _zero_pad(name, args, kwargs)) and len(logged) == 1:
+        if (func in COPIES or zero_pad(name, args, kwargs)) and len(logged) == 1:
             self._append(result, _copy_of(source, logged[0]), region=None)
             return
-        affine = _scalar_arithmetic(name, args, logged[0])
+        affine = scalar_arithmetic(name, args, logged[0])
         if affine is not None and len(logged) == 1:
             self._append(result, _copy_of(source, logged[0]), region=None)
             self._append(result, Event("affine", affine), region=None)
             return
         if any(isinstance(t, nn.Parameter) or t.is_meta for t in logged):
-            self._derive(result, f"{_func_name(func)} of parameter values")
+            self._derive(result, f"{func_name(func)} of parameter values")
 
     def _derive(self, tensor: torch.Tensor, why: str) -> None:
         sid = storage_id(tensor)
@@ -490,7 +383,6 @@ class Recorder(TorchFunctionMode):
             -> None:
         """``twin`` (meta) stands for ``original`` (real) from now on: it starts from what was
         recorded for ``original``, or from the values it holds."""
-        self.registered.append((twin, type(owner).__name__, name))
         if storage_id(original) is None or storage_id(twin) is None:
             return  # a lazy parameter: its log starts when it materializes
         source = self.logs.get(storage_id(original))
@@ -504,57 +396,9 @@ class Recorder(TorchFunctionMode):
         return None if sid is None else self.logs.get(sid)
 
 
-def _torch_numbers(name: str, tensor: torch.Tensor, args: dict[str, Any]) -> Any:
-    """What torch's variance-scaling function draws for ``tensor``, by torch's own fan and
-    gain helpers: a uniform ``(-bound, bound)`` or normal ``(0, std)``, as ``("uniform" |
-    "normal", bound or std)``; ``None`` for other functions."""
-    if name in ("xavier_uniform_", "xavier_normal_"):
-        fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(tensor)
-        std = float(args["gain"]) * math.sqrt(2.0 / float(fan_in + fan_out)) \
-            if fan_in + fan_out else math.inf
-    elif name in ("kaiming_uniform_", "kaiming_normal_"):
-        fan = nn.init._calculate_correct_fan(tensor, args["mode"])
-        std = nn.init.calculate_gain(args["nonlinearity"], args["a"]) / math.sqrt(fan) \
-            if fan else math.inf
-    else:
-        return None
-    if name.endswith("uniform_"):
-        return ("uniform", math.sqrt(3.0) * std)
-    return ("normal", std)
-
-
-def _zero_pad(name: str, args: tuple, kwargs: dict) -> bool:
-    """``F.pad`` by nothing (transformers pads a tied bias to its weight's size): a copy."""
-    pad = kwargs.get("pad", args[1] if len(args) > 1 else None)
-    return name == "pad" and isinstance(pad, (tuple, list)) and not any(pad)
-
-
 def _copy_of(log: Log, tensor: torch.Tensor) -> Event:
     """A copy of what ``log`` holds now in the elements ``tensor`` covers."""
     return Event("copy", (log, region_of(tensor), len(log.events)))
-
-
-def _scalar_arithmetic(name: str, args: tuple, tensor: torch.Tensor | None) \
-        -> tuple[float, float] | None:
-    """(scale, shift) of ``name(*args)`` when it is ``tensor`` times/plus/minus a number."""
-    if tensor is None or (len(args) != 2 and name != "__neg__"):
-        return None
-    if name == "__neg__" or name == "neg":
-        return (-1.0, 0.0)
-    first, second = args
-    other = _scalar(second if first is tensor else first)
-    if other is None:
-        return None
-    mine_first = first is tensor
-    table = {
-        "__mul__": (other, 0.0), "__rmul__": (other, 0.0), "mul": (other, 0.0),
-        "__add__": (1.0, other), "__radd__": (1.0, other), "add": (1.0, other),
-        "__sub__": (1.0, -other) if mine_first else (-1.0, other),
-        "__rsub__": (-1.0, other), "sub": (1.0, -other) if mine_first else None,
-        "__truediv__": (1.0 / other, 0.0) if mine_first and other else None,
-        "div": (1.0 / other, 0.0) if mine_first and other else None,
-    }
-    return table.get(name)
 
 
 def _qualname(frame: FrameType) -> str:

@@ -334,7 +334,7 @@ class Manifest:
                                                                        "model")}
         for r in self.records:
             out[r.source]["tensors"] += 1
-            out[r.source]["bytes"] += math.prod(r.shape) * _itemsize(r.dtype)
+            out[r.source]["bytes"] += math.prod(r.shape) * getattr(torch, r.dtype).itemsize
         out["unexpected_keys"] = list(self.data.get("checkpoint", {}).get("unexpected", []))
         return out
 
@@ -401,10 +401,6 @@ class Manifest:
         if any(r.fans is not None and r.fans.assumed for r in self.records):
             lines.append("* fans assumed from torch's axis order (no layout registered)")
         return "\n".join(lines)
-
-
-def _itemsize(dtype: str) -> int:
-    return torch.empty((), dtype=getattr(torch, dtype)).element_size()
 
 
 def _short(config: dict[str, Any]) -> str:
