@@ -286,3 +286,51 @@ def fsdp_checkpoint(rank: int, world: int, port: int, path: str) -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+class WidthMLP(nn.Module):
+    """784 -> width -> width -> 10 with a LayerNorm: input, hidden, output and vector
+    parameters under μP, sizes not divisible by the world size."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(13, width)
+        self.hidden = nn.Linear(width, width)
+        self.norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, 5)
+
+
+@_exit_after_success
+def fsdp_mup(rank: int, world: int, port: int) -> None:
+    """A μP plan materialized on FSDP2 shards equals the single-process plan: the same values,
+    and multipliers from the global shapes (the manifest and the optimizer groups)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    _setup(rank, world, port)
+    try:
+        plan = ti.mup(lambda: WidthMLP(8))
+        with torch.device("meta"):
+            model = WidthMLP(37)
+        mesh = init_device_mesh("cpu", (world,))
+        fully_shard(model.hidden, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        sharded = ti.materialize(model, plan, seed=5)
+        reference = WidthMLP(37)
+        single = ti.apply(reference, plan, seed=5)
+        _check_against_single_process(model, reference)
+        for record in single:
+            other = sharded[record.path]
+            assert (other.lr_scale, other.weight_decay_scale, other.width) == (
+                record.lr_scale, record.weight_decay_scale, record.width), record.path
+        assert sharded["hidden.weight"].width == "hidden"
+        assert sharded["hidden.weight"].lr_scale == 8 / 37
+
+        def summary(groups: list[dict]) -> list[tuple]:
+            return [(g["names"], g["lr"], g["weight_decay"]) for g in groups]
+
+        assert summary(ti.param_groups(model, plan=plan, lr=1e-2, weight_decay=0.1)) == \
+            summary(ti.param_groups(reference, plan=plan, lr=1e-2, weight_decay=0.1))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()

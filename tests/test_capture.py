@@ -96,7 +96,7 @@ def test_torch_init_functions_keep_torchs_scheme_and_fans():
     plan = ti.capture(lambda: nn.Sequential(nn.Linear(7, 5), nn.Conv2d(3, 4, 3),
                                             nn.MultiheadAttention(8, 2)))
     weight = _rule_for(plan, "0.weight")
-    assert weight.init == ti.KaimingUniform(negative_slope=math.sqrt(5)) and weight.fans == "torch"
+    assert weight.init == ti.KaimingUniform(negative_slope=math.sqrt(5)) and weight.fan_convention == "torch"
     assert _rule_for(plan, "0.bias").init == ti.Uniform(-1 / math.sqrt(7), 1 / math.sqrt(7))
     assert _rule_for(plan, "2.in_proj_weight").init == ti.XavierUniform()
     manifest = plan.explain(nn.Sequential(nn.Linear(7, 5), nn.Conv2d(3, 4, 3),

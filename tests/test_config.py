@@ -35,7 +35,7 @@ def full_plan() -> ti.Plan:
     return ti.Plan([
         ti.Rule(type="Linear", role="weight",
                 init=ti.KaimingNormal(mode="fan_out", nonlinearity="relu")),
-        ti.Rule(type="Conv*", name="weight", init=ti.XavierUniform(gain=1.5), fans="torch"),
+        ti.Rule(type="Conv*", name="weight", init=ti.XavierUniform(gain=1.5), fan_convention="torch"),
         ti.Rule(role="bias", init="zeros", tags=["no_decay"]),
         ti.Rule(type=[nn.BatchNorm2d, "LayerNorm"], init={"factory": "torch_default"},
                 tags=["no_decay", "norm"]),
@@ -104,7 +104,8 @@ def test_empty_plan_is_valid(tmp_path):
 
 
 def test_documented_examples_load_as_the_same_plan(tmp_path):
-    blocks = re.findall(r"```(yaml|toml|json)\n(.*?)```", DOCS.read_text(), flags=re.S)
+    blocks = re.findall(r"```(yaml|toml|json)(?: title=\"[^\"]*\")?\n(.*?)```", DOCS.read_text(),
+                        flags=re.S)
     examples = [(fmt, text) for fmt, text in blocks if "small-cnn-rnn" in text]
     assert [fmt for fmt, _ in examples] == ["yaml", "toml", "json"]
     plans = [load_plan(write(tmp_path, f"example.{fmt}", text)) for fmt, text in examples]
@@ -115,7 +116,8 @@ def test_documented_examples_load_as_the_same_plan(tmp_path):
 
 def test_documented_error_message_is_the_real_one(tmp_path, monkeypatch):
     text = DOCS.read_text()
-    example = re.search(r"For this file:\n\n```yaml\n(.*?)```", text, flags=re.S).group(1)
+    example = re.search(r"For this file:\n\n```yaml(?: title=\"[^\"]*\")?\n(.*?)```", text,
+                        flags=re.S).group(1)
     write(tmp_path, "plan.yaml", example)
     monkeypatch.chdir(tmp_path)
     message = load_error(Path("plan.yaml"))
@@ -203,7 +205,7 @@ def test_missing_rules_and_missing_init(tmp_path):
     ("on_unmatched: ignore\nrules: []\n", "on_unmatched",
      "must be one of ('error', 'warn', 'keep'), got str 'ignore'"),
     ("zero_padding: 'yes'\nrules: []\n", "zero_padding", "must be true or false"),
-    ("rules:\n  - init: zeros\n    fans: fan_in\n", "rules[0].fans",
+    ("rules:\n  - init: zeros\n    fan_convention: fan_in\n", "rules[0].fan_convention",
      "must be one of ('semantic', 'torch')"),
     ("rules:\n  - init: zeros\n    match: Linear\n", "rules[0].match",
      "must be a mapping of selector keys"),

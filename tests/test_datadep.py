@@ -180,11 +180,11 @@ def test_lsuv_starts_from_a_plan_or_a_manifest():
     plan = ti.Plan([ti.Rule(role="weight", init=ti.KaimingNormal()),
                     ti.Rule(role="bias", init=ti.Zeros())])
     model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
-    manifest = lsuv(model, x, plan=plan, orthogonal_first=False)
+    manifest = lsuv(model, x, plan, orthogonal_first=False)
     assert isinstance(manifest["0.weight"].init, ti.KaimingNormal)
     again = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
     started = ti.apply(again, plan)
-    assert lsuv(again, x, manifest=started, orthogonal_first=False).digest() == manifest.digest()
+    assert lsuv(again, x, started, orthogonal_first=False).digest() == manifest.digest()
     assert_same_state(again, model)
 
 
@@ -202,9 +202,11 @@ def test_lsuv_errors_are_clear():
         lsuv(fitting, batch(4, 16), tol=0)
     with pytest.raises(ConfigError, match="max_iter"):
         lsuv(fitting, batch(4, 16), max_iter=0)
-    with pytest.raises(ConfigError, match="not both"):
-        lsuv(fitting, batch(4, 16), manifest=ti.apply(fitting, ti.Plan([ti.Rule(init="zeros")])),
+    with pytest.raises(ConfigError, match="once, as init="):
+        lsuv(fitting, batch(4, 16), ti.apply(fitting, ti.Plan([ti.Rule(init="zeros")])),
              plan=ti.Plan([ti.Rule(init="zeros")]))
+    with pytest.raises(ConfigError, match="init must be a Plan or a Manifest"):
+        lsuv(fitting, batch(4, 16), "zeros")
     with pytest.raises(ConfigError, match="no layer it can scale"):
         lsuv(nn.Sequential(nn.ReLU()), batch(4, 16))
 
@@ -234,7 +236,7 @@ def test_classification_prior_makes_softmax_of_the_bias_the_class_frequencies():
     with torch.no_grad():
         fresh[2].bias.zero_()
     loaded = ti.Manifest.from_json(manifest.to_json())
-    assert loaded.digest() == manifest.digest() != ti.Plan([], on_unmatched="keep").resolve(
+    assert loaded.digest() == manifest.digest() != ti.Plan([], on_unmatched="keep").explain(
         fresh).digest()
     ti.apply(fresh, loaded)
     assert_same_state(fresh, model)

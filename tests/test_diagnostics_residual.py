@@ -210,8 +210,9 @@ def test_a_zero_initialized_branch_is_expected_when_the_plan_says_so():
 
 def test_zeros_the_plan_did_not_set_are_warned_about():
     model = Block()
-    ti.apply(model, ZERO_LAST_NORM, seed=0)
-    report = inspect(model, batch(256, WIDTH).relu())  # no manifest: the zeros are not planned
+    with torch.no_grad():
+        model.norm2.weight.zero_()  # by hand: no manifest says the zeros are planned
+    report = inspect(model, batch(256, WIDTH).relu())
     assert not any(s.zero_by_plan or s.feeds_zero_by_plan for s in report.layers)
     assert {(w.kind, w.layer) for w in report.warnings} == {
         ("dead", "norm2"), ("vanishing_gradients", None)}  # the branch gets no gradient
@@ -253,7 +254,9 @@ def test_a_zero_initialized_output_layer_is_not_vanishing():
     assert planned.activation_ratio() == pytest.approx(
         planned.layers[1].std / planned.layers[0].std)
     assert "vanishing_activations" not in {w.kind for w in planned.warnings}
-    unplanned = inspect(model, x)
+    by_default = inspect(model, x)  # the manifest ti.apply left on the model
+    assert by_default.layers[-1].zero_by_plan
+    unplanned = inspect(model, x, manifest=ti.Plan([], on_unmatched="keep").explain(model))
     assert {"vanishing_activations", "dead"} <= {w.kind for w in unplanned.warnings}
 
 

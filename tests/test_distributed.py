@@ -79,3 +79,8 @@ def test_fsdp2_loads_its_shard_of_a_checkpoint(world, tmp_path):
     path = tmp_path / "partial.safetensors"
     safetensors_torch.save_file(state, str(path))
     _run(workers.fsdp_checkpoint, world, str(path))
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_fsdp2_mup_equals_the_single_process_plan(world):
+    _run(workers.fsdp_mup, world)

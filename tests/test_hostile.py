@@ -207,7 +207,7 @@ def test_pathological_regex_does_not_hang_resolve():
     plan = ti.Plan([ti.Rule(regex=r"(.|.)*!", init="zeros")], on_unmatched="keep")
     with fast_and_small(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the rule matches nothing
-        assert all(r.kept for r in plan.resolve(model))
+        assert all(r.kept for r in plan.explain(model))
         for pattern in (r"(.|.)*!", r"(a*)*b", r"(a|aa)*c", r"(x+x+)+y", r".*.*.*.*.*!"):
             assert LinearRegex(pattern).search("a" * 20_000 + "x" * 20_000) is False
 
@@ -233,7 +233,7 @@ def test_regex_selectors_in_plans_keep_working():
     model = nn.Sequential(nn.LSTM(3, 4, num_layers=2))
     paths = {p for p, _ in model.named_parameters()}
     plan = ti.Plan([ti.Rule(regex=r"\.bias_(ih|hh)_l1$", init="zeros")], on_unmatched="keep")
-    zeroed = {r.path for r in plan.resolve(model) if not r.kept}
+    zeroed = {r.path for r in plan.explain(model) if not r.kept}
     assert zeroed == {p for p in paths if re.search(r"\.bias_(ih|hh)_l1$", p)} and len(zeroed) == 2
 
 

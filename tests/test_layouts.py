@@ -351,7 +351,7 @@ def test_fan_based_init_on_assumed_fans_warns_once_per_module_type(fresh_assumed
     assert [str(w.message).split(" ")[0] for w in caught] == ["Tensor3", "Tensor3Child"]
     message = str(caught[0].message)
     for part in ("parameter '0.weight' of shape (4, 3, 2) with KaimingNormal(", "fan_in=6,"
-                 " fan_out=8", "torchinit.register_layout(Tensor3, fn)", "fans='torch'"):
+                 " fan_out=8", "torchinit.register_layout(Tensor3, fn)", "fan_convention='torch'"):
         assert part in message
     assert caught[0].filename == __file__  # points at the caller, not into torchinit
     assert manifest["1.weight"].fans.assumed  # every record still marks it
@@ -361,7 +361,7 @@ def test_fan_based_init_on_assumed_fans_warns_once_per_module_type(fresh_assumed
 
 
 @pytest.mark.parametrize("plan", [
-    _weights_plan(torchinit.XavierUniform(), fans="torch"),
+    _weights_plan(torchinit.XavierUniform(), fan_convention="torch"),
     _weights_plan(torchinit.Normal(0.0, 0.02)),
     _weights_plan(torchinit.Orthogonal()),
 ], ids=["fans=torch", "fanless", "structured"])

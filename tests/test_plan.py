@@ -234,8 +234,10 @@ def test_bad_plan_and_rule_arguments():
         ti.Rule(type="Linera", init="zeros")
     with pytest.raises(ConfigError, match="unknown selector"):
         ti.Rule(match={"typ": "Linear"}, init="zeros")
-    with pytest.raises(ConfigError, match="fans"):
-        ti.Rule(init="zeros", fans="axis")
+    with pytest.raises(ConfigError, match="fan_convention"):
+        ti.Rule(init="zeros", fan_convention="axis")
+    with pytest.warns(DeprecationWarning, match="'fans' is now 'fan_convention'"):
+        assert ti.Rule(init="zeros", fans="torch").fan_convention == "torch"
     with pytest.raises(PlanError, match="Plan or a Manifest"):
         ti.apply(nn.Linear(2, 2), [ti.Rule(init="zeros")])  # type: ignore[arg-type]
 

@@ -272,7 +272,7 @@ def test_presets_survive_the_config_round_trip():
 # -- torch's own defaults ------------------------------------------------------------------------
 def test_torch_preset_is_one_factory_rule():
     (rule,) = presets.get("torch").rules
-    assert rule.init.to_config() == {"factory": "torch_default"} and rule.fans == "torch"
+    assert rule.init.to_config() == {"factory": "torch_default"} and rule.fan_convention == "torch"
 
 
 TORCH_LAYERS = {

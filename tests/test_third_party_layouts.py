@@ -58,7 +58,7 @@ def test_kaiming_on_conv1d_scales_by_its_inputs():
 
 def test_conv1d_with_torch_fans_keeps_torch_numbers_and_notes_the_difference():
     plan = ti.Plan([ti.Rule(name="weight", init=ti.KaimingNormal(nonlinearity="relu"),
-                            fans="torch"), ti.Rule(name="bias", init="zeros")])
+                            fan_convention="torch"), ti.Rule(name="bias", init="zeros")])
     record = _quiet_explain(plan, nn.Sequential(_conv1d()(64, 256)))["0.weight"]
     assert record.std == math.sqrt(2 / 64)
     assert any("semantic fans are 256/64" in note for note in record.notes)

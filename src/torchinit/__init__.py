@@ -5,7 +5,7 @@ and deterministic counter-based random streams: the value of every element is a 
 of (seed, parameter path, element index, initializer).
 """
 
-from . import errors, functional, initializers, presets
+from . import errors, functional, initializers, presets, width
 from ._fans import Block, Fans, torch_fans
 from .gains import calculate_gain
 from .initializers import (
@@ -39,8 +39,9 @@ from .groups import describe_groups, param_groups
 from .layouts import fans, register_layout
 from .materialize import build, materialize
 from .native import CaptureError, capture
-from .plan import Manifest, Plan, Rule, Select, register_module_type
+from .plan import Manifest, Plan, Rule, Select, last_manifest, register_module_type
 from .streams import Key
+from .width import BaseShapes, CoordCheck, coord_check, mup
 
 __version__ = "0.1.0"
 
@@ -49,6 +50,11 @@ __all__ = [
     "errors",
     "functional",
     "initializers",
+    "width",
+    "mup",
+    "BaseShapes",
+    "coord_check",
+    "CoordCheck",
     "Key",
     "Fans",
     "Block",
@@ -59,6 +65,7 @@ __all__ = [
     "Rule",
     "Select",
     "Manifest",
+    "last_manifest",
     "apply",
     "build",
     "materialize",

@@ -10,15 +10,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import torch
 
 from .errors import FanError, InitializerError, short_repr
 
-__all__ = ["Block", "Fans", "torch_fans", "calculate_fan_in_and_fan_out",
+__all__ = ["Block", "Fans", "FanMode", "FanConvention", "torch_fans", "calculate_fan_in_and_fan_out",
            "calculate_correct_fan"]
 
-FAN_MODES = ("fan_in", "fan_out", "fan_avg")
+FanMode = Literal["fan_in", "fan_out", "fan_avg"]
+"""Which fan a variance-scaling scheme divides by (``fan_avg``: their mean)."""
+FAN_MODES: tuple[FanMode, ...] = get_args(FanMode)
+FanConvention = Literal["semantic", "torch"]
+FAN_CONVENTIONS: tuple[FanConvention, ...] = get_args(FanConvention)
+"""How fans are read: ``"semantic"`` (from what the layer computes) or ``"torch"``
+(torch.nn.init's axis-order rule)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class Fans:
     receptive_field: int = 1
     blocks: tuple[Block, ...] = field(default=())
     assumed: bool = False
-    convention: str = "semantic"
+    convention: FanConvention = "semantic"
 
     def __post_init__(self) -> None:
         for name in ("fan_in", "fan_out", "receptive_field"):
@@ -65,7 +72,7 @@ class Fans:
         """(fan_in + fan_out) / 2, the Glorot average."""
         return 0.5 * (self.fan_in + self.fan_out)
 
-    def get(self, mode: str) -> float:
+    def get(self, mode: FanMode) -> float:
         """The fan named by ``mode``: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``."""
         if mode == "fan_in":
             return float(self.fan_in)
@@ -123,7 +130,7 @@ def calculate_fan_in_and_fan_out(tensor: torch.Tensor) -> tuple[int, int]:
     return fans.fan_in, fans.fan_out
 
 
-def calculate_correct_fan(tensor: torch.Tensor, mode: str) -> int:
+def calculate_correct_fan(tensor: torch.Tensor, mode: FanMode) -> int:
     """The fan ``mode`` selects (``"fan_in"`` or ``"fan_out"``, any case), as
     ``torch.nn.init._calculate_correct_fan``.
 

@@ -42,7 +42,7 @@ def apply(model: nn.Module, plan: Plan | Manifest, seed: int = 0) -> Manifest:
     if isinstance(plan, Manifest):
         manifest = plan
     elif isinstance(plan, Plan):
-        manifest = plan.resolve(model, seed)
+        manifest = plan.explain(model, seed)
     else:
         raise PlanError(f"apply() takes a Plan or a Manifest, got {type(plan).__name__}")
     manifest.write(model)

@@ -331,7 +331,7 @@ def resolve(plan: Plan, model: nn.Module, seed: int, checkpoint: Checkpoint,
             that would only ever write loaded parameters (unless they say ``override=True``),
             parameters neither loaded nor matched by a rule under ``on_unmatched="error"``.
     """
-    manifest = plan.with_options(on_unmatched="keep").resolve(model, seed)
+    manifest = plan.with_options(on_unmatched="keep").explain(model, seed)
     params = dict(model.named_parameters())
     buffers = _persistent_buffers(model)
     entries = checkpoint.entries

@@ -49,10 +49,11 @@ from typing import ParamSpec, TypeVar
 import torch
 from torch import Tensor
 
+from ._fans import FanMode
 from ._fans import calculate_correct_fan as _calculate_correct_fan  # noqa: F401  (torch's names)
 from ._fans import calculate_fan_in_and_fan_out as _calculate_fan_in_and_fan_out  # noqa: F401
 from .errors import ArgumentTypeError
-from .gains import calculate_gain
+from .gains import Nonlinearity, calculate_gain
 from .initializers import (
     Constant,
     Dirac,
@@ -366,8 +367,8 @@ def xavier_normal_(
 def kaiming_uniform_(
     tensor: Tensor,
     a: float = 0,
-    mode: str = "fan_in",
-    nonlinearity: str = "leaky_relu",
+    mode: FanMode = "fan_in",
+    nonlinearity: Nonlinearity = "leaky_relu",
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Fill ``tensor`` with Kaiming/He uniform values (He et al., "Delving Deep into Rectifiers",
@@ -393,8 +394,8 @@ def kaiming_uniform_(
 def kaiming_normal_(
     tensor: Tensor,
     a: float = 0,
-    mode: str = "fan_in",
-    nonlinearity: str = "leaky_relu",
+    mode: FanMode = "fan_in",
+    nonlinearity: Nonlinearity = "leaky_relu",
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Fill ``tensor`` with Kaiming/He normal values (He et al., "Delving Deep into Rectifiers",

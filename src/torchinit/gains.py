@@ -31,10 +31,11 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import Literal, get_args
 
 from .errors import InitializerError, UnknownNameError, short_repr, suggest
 
-__all__ = ["calculate_gain", "GAIN_NAMES"]
+__all__ = ["calculate_gain", "GAIN_NAMES", "Nonlinearity"]
 
 _LARGEST_SLOPE = 1e154
 """Leaky-ReLU slopes must stay below this, so that ``slope**2`` fits float64."""
@@ -43,6 +44,11 @@ _LINEAR = (
     "linear", "conv1d", "conv2d", "conv3d",
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid",
 )
+Nonlinearity = Literal[
+    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu", "gelu", "silu",
+    "swish", "elu", "softplus", "mish", "hardswish"]
+"""The names :func:`calculate_gain` knows (``GAIN_NAMES``)."""
 
 
 def _softplus(x: float) -> float:
@@ -59,8 +65,8 @@ _SECOND_MOMENT: dict[str, Callable[[float], float]] = {
     "hardswish": lambda x: x * min(max(x + 3.0, 0.0), 6.0) / 6.0,
 }
 
-GAIN_NAMES: tuple[str, ...] = (*_LINEAR, "tanh", "relu", "leaky_relu", "selu",
-                               *_SECOND_MOMENT)
+GAIN_NAMES: tuple[Nonlinearity, ...] = get_args(Nonlinearity)
+assert set(GAIN_NAMES) == {*_LINEAR, "tanh", "relu", "leaky_relu", "selu", *_SECOND_MOMENT}
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,7 +84,7 @@ def _second_moment_gain(name: str) -> float:
     return 1.0 / math.sqrt(moment)
 
 
-def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> float:
     """Return the recommended gain for ``nonlinearity``.
 
     Args:

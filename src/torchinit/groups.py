@@ -19,7 +19,9 @@ Every other parameter gets ``weight_decay``. The first three come from parameter
 ``nn.MultiheadAttention``, torchvision ConvNeXt's ``(C, 1, 1)`` layer scales).
 
 ``lr_scale`` multiplies the learning rate of selected parameters, e.g. layer-wise
-learning-rate decay (Clark et al. 2020, "ELECTRA", appendix A).
+learning-rate decay (Clark et al. 2020, "ELECTRA", appendix A). ``plan=`` applies the
+per-parameter learning-rate and weight-decay multipliers of a width-aware parametrization
+(μP: ``ti.mup``; the spectral parametrization), which its manifest records.
 
 Every parameter is in exactly one group, tied parameters once, under their canonical path (the
 name ``model.named_parameters()`` gives them).
@@ -39,6 +41,7 @@ from typing import Any, Union
 from torch import nn
 
 from .errors import ConfigError, short_repr, suggest
+from .plan import Manifest, Plan
 from .plan.plan import collect_params
 from .plan.roles import ROLES
 from .plan.selectors import ParamInfo, Select, as_select
@@ -279,6 +282,7 @@ def param_groups(
     include_frozen: bool = False,
     *,
     no_decay_extra: Sequence[Selector] = (),
+    plan: Plan | Manifest | None = None,
 ) -> list[dict[str, Any]]:
     """Parameter groups for a ``torch.optim`` optimizer, chosen by role, type or path.
 
@@ -302,6 +306,11 @@ def param_groups(
             than a "defaults" marker inside ``no_decay``: the defaults depend on the model (its
             declarations), a ``no_decay`` list keeps meaning exactly its selectors, and these
             are the selectors checked for matching nothing.
+        plan: A plan whose rules set optimizer scales (a width-aware parametrization:
+            ``ti.mup(base)``, the ``"spectral"`` preset), or the manifest it gave. Each
+            parameter's learning rate is further multiplied by its record's ``lr_scale``, and
+            its weight decay (where it decays) by ``weight_decay_scale``. The plan is resolved
+            on ``model`` (global shapes, also for FSDP2 shards), nothing written.
 
     A selector is a :class:`~torchinit.plan.Select`, a dict of its fields, or a string, which is
     always a role name (``"bias"``, ``"norm"``, ``"scale"``, ``"embedding"``, ``"prelu"``...);
@@ -355,6 +364,7 @@ def param_groups(
     base_lr = None if lr is None else _real(lr, "lr", positive=False)
     choices = _decay_choices(model, no_decay, no_decay_extra, _scale_rules(lr_scale))
     params = collect_params(model)
+    scales = _plan_scales(model, plan)
     grouped = [p for p in params if include_frozen or p.tensor.requires_grad]
     groups: dict[tuple[float, float], dict[str, Any]] = {}
     for param in grouped:
@@ -367,7 +377,9 @@ def param_groups(
                     f" would be {_describe_choice(*alias_choice)} instead of"
                     f" {_describe_choice(decays, factor)}; the canonical path's choice is used",
                     stacklevel=2)
-        key = (decay if decays else 0.0, factor)
+        lr_scale, decay_scale = scales.get(param.path, (1.0, 1.0))
+        factor *= lr_scale
+        key = (decay * decay_scale if decays else 0.0, factor)
         if key not in groups:
             groups[key] = {"params": [], "names": [], "weight_decay": key[0]}
             if base_lr is not None:
@@ -378,6 +390,26 @@ def param_groups(
         groups[key]["names"].append(param.path)
     choices.warn_unused(frozen_left_out=len(params) - len(grouped))
     return list(groups.values())
+
+
+def _plan_scales(model: nn.Module, plan: Plan | Manifest | None
+                 ) -> dict[str, tuple[float, float]]:
+    """path -> (lr scale, weight-decay scale) of the records of ``plan`` on ``model``."""
+    if plan is None:
+        return {}
+    if isinstance(plan, Plan):
+        with warnings.catch_warnings():  # the resolve that writes warns; this one adds nothing
+            warnings.simplefilter("ignore")
+            plan = plan.explain(model)
+    if not isinstance(plan, Manifest):
+        raise ConfigError(f"param_groups: plan must be a Plan or a Manifest, got"
+                          f" {type(plan).__name__}")
+    missing = [p for p, _ in model.named_parameters() if p not in plan]
+    if missing:
+        raise ConfigError(f"param_groups: the manifest has no record of {len(missing)}"
+                          f" parameter(s) of the model, e.g. {missing[0]!r}; give the plan, or"
+                          " the manifest of this model")
+    return {r.path: (r.lr_scale, r.weight_decay_scale) for r in plan}
 
 
 def _rate_column(group: Mapping[str, Any]) -> str:

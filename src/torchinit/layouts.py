@@ -26,7 +26,8 @@ from typing import Union, overload
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
-from ._fans import Block, Fans, torch_fans
+from ._fans import FAN_CONVENTIONS, Block, FanConvention, Fans, torch_fans
+from ._norms import NORM_TYPES
 from .errors import ConfigError, FanError, describe_target, short_repr, suggest
 
 __all__ = ["fans", "register_layout"]
@@ -34,7 +35,6 @@ __all__ = ["fans", "register_layout"]
 LayoutFn = Callable[[nn.Module, str], "Fans | None"]
 LayoutKey = Union[type, str]
 """A module class, or its qualified name ``"package.module.ClassName"``."""
-CONVENTIONS = ("semantic", "torch")
 
 _LAYOUTS: dict[LayoutKey, LayoutFn] = {}
 """User registrations, by class or qualified name; consulted before the built-in layout of the
@@ -110,7 +110,7 @@ def _check_layout_key(module_type: object) -> None:
         )
 
 
-def fans(module: nn.Module, name: str, convention: str = "semantic") -> Fans:
+def fans(module: nn.Module, name: str, convention: FanConvention = "semantic") -> Fans:
     """Fans of parameter ``name`` of ``module``.
 
     Args:
@@ -130,8 +130,8 @@ def fans(module: nn.Module, name: str, convention: str = "semantic") -> Fans:
         FanError: for an unknown or unmaterialized parameter, or one whose fans cannot be
             determined under ``convention``.
     """
-    if convention not in CONVENTIONS:
-        raise ConfigError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    if convention not in FAN_CONVENTIONS:
+        raise ConfigError(f"convention must be one of {FAN_CONVENTIONS}, got {convention!r}")
     param = _parameter(module, name)
     if convention == "torch":
         return _torch_convention(module, name, param)
@@ -368,18 +368,6 @@ _CONVS = (
     nn.ConvTranspose2d,
     nn.ConvTranspose3d,
 )
-_NORMS = (
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.SyncBatchNorm,
-    nn.InstanceNorm1d,
-    nn.InstanceNorm2d,
-    nn.InstanceNorm3d,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.RMSNorm,
-)
 
 _BUILTIN_LAYOUTS: dict[type, LayoutFn] = {
     nn.Linear: _weight_and_bias(_linear),
@@ -392,7 +380,7 @@ _BUILTIN_LAYOUTS: dict[type, LayoutFn] = {
     nn.LSTMCell: partial(_cell, gates=_LSTM_GATES),
     nn.GRUCell: partial(_cell, gates=_GRU_GATES),
     nn.MultiheadAttention: _attention,
-    **dict.fromkeys(_NORMS, _weight_and_bias(_per_feature)),
+    **dict.fromkeys(NORM_TYPES, _weight_and_bias(_per_feature)),
     nn.PReLU: _weight_and_bias(_per_feature),
 }
 

@@ -36,7 +36,7 @@ from .construct import (
     rebuild,
 )
 from .errors import ConfigError, DTypeError, PlanError
-from .plan.manifest import Manifest, Record
+from .plan.manifest import Manifest, Record, last_manifest, remember
 from .plan.plan import Plan
 from .plan.rules import Keep
 from .progress import Progress
@@ -174,7 +174,7 @@ def _finish(
         if load_buffers is not None:
             load_buffers(model)
         _move_buffers(model, device, dtype)
-    model.torchinit_manifest = manifest  # type: ignore[assignment]
+    remember(model, manifest)
     if audit:
         model.torchinit_audit = auditor.report()  # type: ignore[union-attr, assignment]
     return model
@@ -184,7 +184,7 @@ def _resolve(plan: Plan | Manifest, model: nn.Module, seed: int, checkpoint: Che
              strict: bool) -> tuple[Manifest, Callable[[nn.Module], None] | None, frozenset[str]]:
     """The manifest, what reads the checkpoint's buffers, and the buffers it has."""
     if checkpoint is None:
-        return (plan if isinstance(plan, Manifest) else plan.resolve(model, seed)), None, \
+        return (plan if isinstance(plan, Manifest) else plan.explain(model, seed)), None, \
             frozenset()
     if isinstance(plan, Manifest):
         raise PlanError("checkpoint= needs a plan (a ti.Plan or 'native'), not a manifest: the"
@@ -296,7 +296,7 @@ def build(
             listed in the manifest).
 
     Returns:
-        The model; ``model.torchinit_manifest`` holds the manifest of what was done.
+        The model; ``ti.last_manifest(model)`` is the manifest of what was done.
 
     Raises:
         CheckpointError: (before anything is allocated) for an unreadable file or a
@@ -414,4 +414,4 @@ def materialize(
     finally:
         if source is not None:
             source.close()
-    return model.torchinit_manifest  # type: ignore[return-value]
+    return last_manifest(model)

@@ -1,8 +1,8 @@
 """The ``torchinit`` command line.
 
-Commands: ``catalog``, ``presets``, ``explain``, ``inspect``, ``compare`` and ``bench``. Exit
-codes: 0 success, 1 failure, 2 usage error. Errors print one line, ``torchinit: error: ...``,
-on stderr; ``--debug`` shows the traceback instead.
+Commands: ``catalog``, ``presets``, ``explain``, ``inspect``, ``compare``, ``coordcheck`` and
+``bench``. Exit codes: 0 success, 1 failure, 2 usage error. Errors print one line,
+``torchinit: error: ...``, on stderr; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import TorchinitError
-from . import commands, compare
+from . import commands, compare, coordcheck
 from .common import UsageError
 
 __all__ = ["main"]
@@ -27,6 +27,7 @@ examples:
   torchinit explain mlp --preset keras       what a plan does to each parameter
   torchinit inspect deep-relu --preset torch signal propagation, measured and predicted
   torchinit bench                            sampling speed against torch
+  torchinit coordcheck --out coord/          activation sizes by width, SP against μP
 Each command has --help with more examples.
 """
 
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     compare.register(sub)
     commands.register(sub)
+    coordcheck.register(sub)
     return parser
 
 

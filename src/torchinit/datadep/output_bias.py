@@ -17,7 +17,7 @@ from torch import nn
 
 from ..diagnostics.batches import call_model, take_batches
 from ..errors import ConfigError
-from ..plan.manifest import Manifest
+from ..plan.manifest import Manifest, remembered
 from ..plan.plan import Plan
 from ..plan.write import check_fits
 
@@ -124,7 +124,7 @@ def output_bias_prior(
         task: ``"classification"`` or ``"regression"``.
         layer: Path of the module whose ``bias`` to set; default the last ``nn.Linear`` run
             in a forward pass on ``batch``, or without a batch the last one registered.
-        manifest: The manifest to extend (default ``model.torchinit_manifest``, else one that
+        manifest: The manifest to extend (default ``ti.last_manifest(model)``, else one that
             keeps every parameter).
         batch: Input for finding the last layer in forward order.
         eps: Smallest probability before the log.
@@ -156,9 +156,9 @@ def output_bias_prior(
     where = f"output_bias_prior({path!r})"
     values = _prior_values(_targets(targets), task, bias.numel(), eps, where)
     if manifest is None:
-        manifest = getattr(model, "torchinit_manifest", None)
+        manifest = remembered(model)
     if manifest is None:
-        manifest = Plan([], on_unmatched="keep").resolve(model)
+        manifest = Plan([], on_unmatched="keep").explain(model)
     check_fits(manifest, dict(model.named_parameters()))
     record = manifest[path]
     note = f"output_bias_prior: {task} prior from data"

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._deprecation import renamed
 from ..apply import apply
 from ..diagnostics.batches import Batch, StopForward, call_model, first_tensor, take_batches
 from ..errors import ConfigError, PlanError
@@ -144,24 +145,21 @@ def _exact(path: str) -> dict[str, str]:
     return {"regex": f"^{re.escape(path)}$"}
 
 
-def _start_manifest(model: nn.Module, units: list[_Unit], manifest: Manifest | None,
-                    plan: Plan | None, orthogonal_first: bool, seed: int) -> Manifest:
-    """The manifest LSUV starts from: given, resolved from ``plan``, or the default (zero
+def _start_manifest(model: nn.Module, units: list[_Unit], init: Plan | Manifest | None,
+                    orthogonal_first: bool, seed: int) -> Manifest:
+    """The manifest LSUV starts from: given, resolved from a plan, or the default (zero
     biases for the visited dense and conv layers, everything else kept); with
     ``orthogonal_first`` the visited weights' records become ``Orthogonal()``."""
-    if manifest is not None and plan is not None:
-        raise ConfigError("lsuv: give manifest= or plan=, not both")
-    if manifest is None:
-        if plan is None:
-            paths = {id(p): path for path, p in model.named_parameters()}
-            biases = [paths[id(u.module.bias)] for u in units
-                      if u.name == "weight" and getattr(u.module, "bias", None) is not None]
-            plan = Plan([Rule(_exact(b), init=Zeros()) for b in biases], on_unmatched="keep",
-                        name="lsuv default")
-        manifest = plan.resolve(model, seed)
+    if init is None:
+        paths = {id(p): path for path, p in model.named_parameters()}
+        biases = [paths[id(u.module.bias)] for u in units
+                  if u.name == "weight" and getattr(u.module, "bias", None) is not None]
+        init = Plan([Rule(_exact(b), init=Zeros()) for b in biases], on_unmatched="keep",
+                    name="lsuv default")
+    manifest = init if isinstance(init, Manifest) else init.explain(model, seed)
     if orthogonal_first:
         orthogonal = Plan([Rule(_exact(u.path), init=Orthogonal()) for u in units],
-                          on_unmatched="keep").resolve(model, seed)
+                          on_unmatched="keep").explain(model, seed)
         manifest = manifest.replace_records(orthogonal[u.path] for u in units)
     kept = [u.path for u in units if manifest[u.path].kept]
     if kept:
@@ -185,14 +183,16 @@ def _check_options(target_std: float, tol: float, max_iter: int) -> None:
 def lsuv(
     model: nn.Module,
     batch_or_loader: Any,
-    manifest: Manifest | None = None,
+    init: Plan | Manifest | None = None,
     target_std: float = 1.0,
     tol: float = 0.05,
     max_iter: int = 10,
     orthogonal_first: bool = True,
     seed: int = 0,
-    plan: Plan | None = None,
     n_batches: int = 1,
+    *,
+    manifest: Manifest | None = None,
+    plan: Plan | None = None,
 ) -> Manifest:
     """Layer-sequential unit-variance initialization (Mishkin & Matas 2016), replayable.
 
@@ -209,7 +209,9 @@ def lsuv(
             train/eval flag is restored afterwards (``requires_grad`` is not touched).
         batch_or_loader: A batch (tensor, or tuple/list whose first element is the input) or a
             loader of batches.
-        manifest: The manifest to start from (e.g. what ``ti.apply`` returned).
+        init: What to start from, as ``ti.apply`` takes it: a plan, or a manifest (e.g. what
+            ``ti.apply`` returned). Default: a plan that zeroes the biases of the visited
+            dense and conv layers and keeps every other parameter.
         target_std: The output std to reach.
         tol: Relative tolerance ``|std / target_std - 1| <= tol`` (0.05 on the std is about the
             paper's 0.1 on the variance).
@@ -217,9 +219,9 @@ def lsuv(
         orthogonal_first: Re-initialize the visited weights with ``Orthogonal()`` first, as
             the paper does.
         seed: Seed of the records resolved here (default plan, orthogonal records).
-        plan: A plan to start from instead of the default, which zeroes the biases of the
-            visited dense and conv layers and keeps every other parameter.
         n_batches: How many batches of a loader to use; their outputs are pooled.
+        manifest: Deprecated: pass the manifest as ``init``.
+        plan: Deprecated: pass the plan as ``init``.
 
     Returns:
         The manifest: each visited weight's record has ``scale`` set and a note; ``data["lsuv"]``
@@ -229,8 +231,16 @@ def lsuv(
         ConfigError: for bad options, data the model cannot take (naming the module), an empty
             loader, or a model with no layer to visit.
         PlanError: when a visited weight has no record to scale (``orthogonal_first=False``
-            without a manifest or plan covering it).
+            without an ``init`` covering it).
     """
+    for old, value in (("manifest", manifest), ("plan", plan)):
+        if value is not None:
+            if init is not None:
+                raise ConfigError(f"lsuv: give the starting point once, as init=, not also as"
+                                  f" {old}=")
+            init = renamed("lsuv", old, "init", value)
+    if init is not None and not isinstance(init, (Plan, Manifest)):
+        raise ConfigError(f"lsuv: init must be a Plan or a Manifest, got {type(init).__name__}")
     _check_options(target_std, tol, max_iter)
     batches = take_batches(batch_or_loader, n_batches, "lsuv")
     modes = {module: module.training for module in model.modules()}
@@ -241,7 +251,7 @@ def lsuv(
             if not units:
                 raise ConfigError(f"lsuv: the forward pass calls no layer it can scale; it"
                                   f" visits {[t.__name__ for t in VISITED]} and subclasses")
-            manifest = _start_manifest(model, units, manifest, plan, orthogonal_first, seed)
+            manifest = _start_manifest(model, units, init, orthogonal_first, seed)
             apply(model, manifest)
             records, layers = [], []
             for unit in units:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..plan.manifest import Manifest
+from ..plan.manifest import Manifest, remembered
 from .batches import Batch, call_model, first_tensor, take_batches
 from .hooks import ActivationRecorder, Entry, tensor_std
-from .predict import Moments, ParamMoments, predict
-from .report import LayerStats, ParamStats, Report, Thresholds
+from .predict import Moments, ParamMoments, Prediction, predict
+from .report import LayerStats, OutputStats, ParamStats, Report, Thresholds
 
 __all__ = ["inspect"]
 
@@ -41,6 +42,18 @@ def _layer_names(entries: list[Entry]) -> list[str]:
     calls = Counter(e.path for e in entries)
     return [f"{e.path or '(model)'}#{e.call}" if calls[e.path] > 1 else e.path or "(model)"
             for e in entries]
+
+
+def _layer(index: int, name: str, entry: Entry, prediction: Prediction) -> LayerStats:
+    """The report's row for one leaf-module call: the entry's measured statistics, its gradient
+    std and what ``prediction`` says of it."""
+    measured = {f.name: getattr(entry.stats, f.name) for f in fields(OutputStats)}
+    return LayerStats(index=index, layer=name, module_type=type(entry.module).__name__,
+                      **measured, grad_std=entry.grad_std,
+                      predicted_std=prediction.std[index],
+                      predicted_grad_std=prediction.grad_std[index],
+                      zero_by_plan=prediction.zero_by_plan[index],
+                      feeds_zero_by_plan=prediction.feeds_zero_by_plan[index])
 
 
 def _std(tensor: torch.Tensor | None) -> float | None:
@@ -76,7 +89,7 @@ def inspect(
             backward pass. Default: ``sum(output * g)`` with ``g ~ N(0, 1)`` drawn from ``seed``,
             a unit-variance gradient at the output.
         manifest: Where weight moments come from (the exact std of each record's initializer
-            times its scale); default ``model.torchinit_manifest`` when set, otherwise the
+            times its scale); default ``ti.last_manifest(model)`` when set, otherwise the
             moments of the weights' values.
         label: A name for the report (plot legends).
         thresholds: When to warn (default :class:`Thresholds`).
@@ -94,7 +107,7 @@ def inspect(
     if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
         inputs = inputs.detach().clone().requires_grad_(True)
     if manifest is None:
-        manifest = getattr(model, "torchinit_manifest", None)
+        manifest = remembered(model)
     saved = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
         with torch.enable_grad(), ActivationRecorder(model) as recorder:
@@ -115,12 +128,8 @@ def inspect(
         input_moments = Moments(float(mean), float(var))
     params = ParamMoments(model, manifest)
     prediction = predict(recorder.nodes, input_moments, recorder.output_node, params)
-    layers = tuple(
-        LayerStats(i, name, type(e.module).__name__, e.shape, e.mean, e.std, e.abs_max,
-                   e.zero_fraction, e.dead_fraction, e.saturated_fraction, e.grad_std,
-                   prediction.std[i], prediction.grad_std[i], prediction.zero_by_plan[i],
-                   prediction.feeds_zero_by_plan[i])
-        for i, (e, name) in enumerate(zip(entries, _layer_names(entries))))
+    layers = tuple(_layer(i, name, e, prediction)
+                   for i, (e, name) in enumerate(zip(entries, _layer_names(entries))))
     param_stats = tuple(ParamStats(path, tuple(p.shape), _std(p), _std(grads.get(path)))
                         for path, p in model.named_parameters())
     return Report(layers, param_stats, None if input_moments is None else input_moments.std,

@@ -29,6 +29,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .batches import first_tensor, leaf_modules
+from .report import OutputStats
 
 __all__ = ["Entry", "Sum", "Concat", "Node", "ActivationRecorder", "saturated_fraction",
            "tensor_std", "MODEL_INPUT"]
@@ -69,6 +70,7 @@ def saturated_fraction(module: nn.Module, output: torch.Tensor) -> float | None:
 class Entry:
     """One call of one leaf module, with its output statistics.
 
+    ``stats`` are measured in the forward hook, ``grad_std`` arrives in the backward pass.
     ``parent`` is the index of the node whose output is this entry's input, ``MODEL_INPUT``
     for the model's input, ``None`` when the input came from elsewhere (a functional operation
     other than a merge in the model's forward). ``consumers`` counts the nodes that take this
@@ -79,13 +81,7 @@ class Entry:
     call: int
     module: nn.Module = field(repr=False)
     input_shape: tuple[int, ...] | None
-    shape: tuple[int, ...]
-    mean: float
-    std: float
-    abs_max: float
-    zero_fraction: float
-    dead_fraction: float
-    saturated_fraction: float | None
+    stats: OutputStats
     parent: int | None
     consumers: int = 0
     grad_std: float | None = None
@@ -182,18 +178,18 @@ def tensor_std(values: torch.Tensor) -> float:
     return float(torch.var(_wide(values.detach()), correction=0).sqrt())
 
 
-def _stats(module: nn.Module, output: torch.Tensor) -> dict[str, Any]:
+def _stats(module: nn.Module, output: torch.Tensor) -> OutputStats:
     values = output.detach()
     var, mean = torch.var_mean(_wide(values), correction=0)
     low, high = torch.aminmax(values)
     zeros = values == 0
     # A unit is one element of the per-example output: dead when zero for every example.
     dead = zeros.reshape(zeros.shape[0], -1).all(dim=0) if values.dim() >= 2 else zeros
-    return dict(shape=tuple(values.shape), mean=float(mean), std=float(var.sqrt()),
-                abs_max=max(-float(low), float(high)),
-                zero_fraction=int(torch.count_nonzero(zeros)) / zeros.numel(),
-                dead_fraction=int(torch.count_nonzero(dead)) / dead.numel(),
-                saturated_fraction=saturated_fraction(module, values))
+    return OutputStats(shape=tuple(values.shape), mean=float(mean), std=float(var.sqrt()),
+                       abs_max=max(-float(low), float(high)),
+                       zero_fraction=int(torch.count_nonzero(zeros)) / zeros.numel(),
+                       dead_fraction=int(torch.count_nonzero(dead)) / dead.numel(),
+                       saturated_fraction=saturated_fraction(module, values))
 
 
 def _gradient(entry: Entry, grad: torch.Tensor) -> None:
@@ -298,8 +294,7 @@ class ActivationRecorder:
             source = first_tensor(args)
             input_shape = None if source is None else tuple(source.shape)
             call = self._calls[id(module)] = self._calls.get(id(module), 0) + 1
-            entry = Entry(path, call, module, input_shape, parent=parent,
-                          **_stats(module, tensor))
+            entry = Entry(path, call, module, input_shape, _stats(module, tensor), parent)
             self._add(entry, tensor, [parent])
             if tensor.requires_grad:
                 tensor.register_hook(lambda grad, entry=entry: _gradient(entry, grad))

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._norms import PER_SAMPLE_NORM_TYPES
 from ..errors import TorchinitError
 from ..plan.manifest import Manifest
 from .hooks import MODEL_INPUT, Concat, Entry, Node, Sum
@@ -60,7 +61,6 @@ ELEMENTWISE: tuple[type[nn.Module], ...] = (
 
 SHAPE_ONLY: tuple[type[nn.Module], ...] = (nn.Identity, nn.Flatten, nn.Unflatten)
 DROPOUT: tuple[type[nn.Module], ...] = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
-NORMALIZED = (nn.LayerNorm, nn.GroupNorm)
 
 _GRID = torch.linspace(-10.0, 10.0, 4001, dtype=torch.float64)
 _DENSITY = torch.exp(-0.5 * _GRID**2) / torch.exp(-0.5 * _GRID**2).sum()
@@ -167,7 +167,7 @@ def _conv_connections(module: nn.modules.conv._ConvNd, entry: Entry) -> tuple[fl
         inner, outer = [1.0] * dims, [1.0 / s for s in module.stride]
     else:
         inner = [float(n) for n in entry.input_shape[-dims:]]
-        outer = [float(n) for n in entry.shape[-dims:]]
+        outer = [float(n) for n in entry.stats.shape[-dims:]]
         if module.transposed:  # the adjoint of a conv from the output length to the input's
             inner, outer = outer, inner
         if isinstance(module.padding, str):
@@ -228,7 +228,7 @@ def forward_moments(entry: Entry, inp: Moments | None, params: ParamMoments) -> 
     module = entry.module
     if isinstance(module, nn.Embedding):
         return params(module, "weight")
-    if isinstance(module, NORMALIZED) or (
+    if isinstance(module, PER_SAMPLE_NORM_TYPES) or (
             isinstance(module, nn.modules.batchnorm._NormBase)
             and (module.training or module.running_mean is None)):
         return _affine_of(Moments(0.0, 1.0), params, module)

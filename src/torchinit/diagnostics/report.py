@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
+from .._json import json_number, read_json_number
 from ..errors import ConfigError
 
-__all__ = ["Thresholds", "LayerStats", "ParamStats", "Finding", "Report"]
+__all__ = ["Thresholds", "OutputStats", "LayerStats", "ParamStats", "Finding", "Report"]
 
 
 @dataclass(frozen=True)
@@ -45,21 +46,13 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
-class LayerStats:
-    """Statistics of one call of one leaf module, in forward-execution order.
+class OutputStats:
+    """Statistics of the output of one call of one leaf module, measured in the forward pass.
 
-    ``layer`` is the module path, suffixed ``#k`` for the k-th call of a module called more
-    than once. ``saturated_fraction`` is ``None`` for unbounded activations; the ``predicted_*``
-    fields are ``None`` where no prediction exists. ``zero_by_plan``: the manifest makes this
-    output exactly zero (a zero-initialized scale such as the ``resnet`` preset's
-    ``zero_init_residual``), so its dead units are expected. ``feeds_zero_by_plan``: this
-    output (or the zero one itself) reaches such an output, so a gradient of exactly 0 here is
-    expected too.
+    ``dead_fraction`` is the fraction of units (elements of the per-example output) that are
+    zero for every example; ``saturated_fraction`` is ``None`` for unbounded activations.
     """
 
-    index: int
-    layer: str
-    module_type: str
     shape: tuple[int, ...]
     mean: float
     std: float
@@ -67,6 +60,33 @@ class LayerStats:
     zero_fraction: float
     dead_fraction: float
     saturated_fraction: float | None
+
+
+@dataclass(frozen=True)
+class _LayerCall:
+    """Which call of which leaf module a :class:`LayerStats` describes."""
+
+    index: int
+    layer: str
+    module_type: str
+
+
+# A dataclass lists the fields of its bases from the last base to the first, then its own:
+# LayerStats' fields are its call (index, layer, module_type), its OutputStats, then the rest.
+@dataclass(frozen=True)
+class LayerStats(OutputStats, _LayerCall):
+    """Statistics of one call of one leaf module, in forward-execution order.
+
+    ``layer`` is the module path, suffixed ``#k`` for the k-th call of a module called more
+    than once. After the call come its :class:`OutputStats` (``shape`` to
+    ``saturated_fraction``), then the std of the gradient with respect to the output and the
+    predictions: the ``predicted_*`` fields are ``None`` where no prediction exists.
+    ``zero_by_plan``: the manifest makes this output exactly zero (a zero-initialized scale
+    such as the ``resnet`` preset's ``zero_init_residual``), so its dead units are expected.
+    ``feeds_zero_by_plan``: this output (or the zero one itself) reaches such an output, so a
+    gradient of exactly 0 here is expected too.
+    """
+
     grad_std: float | None
     predicted_std: float | None
     predicted_grad_std: float | None
@@ -127,14 +147,6 @@ def _depth_findings(kind: str, ratio: float | None, what: str, limit: float) -> 
         return [Finding(f"exploding_{kind}", None, ratio, limit,
                         f"exploding {what}: {ratio:.3g} is above {limit:.3g}")]
     return []
-
-
-def _num(x: float | None) -> float | str | None:
-    return x if x is None or math.isfinite(x) else str(x)
-
-
-def _from_num(x: Any) -> float | None:
-    return float(x) if isinstance(x, str) else x
 
 
 @dataclass(frozen=True)
@@ -208,28 +220,28 @@ class Report:
     # -- output ----------------------------------------------------------------------------------
     def to_records(self) -> list[dict[str, Any]]:
         """One JSON-safe dict per layer call (non-finite numbers as strings)."""
-        return [{k: list(v) if isinstance(v, tuple) else _num(v) if isinstance(v, float) else v
-                 for k, v in asdict(s).items()} for s in self.layers]
+        return [{k: list(v) if isinstance(v, tuple) else json_number(v) if isinstance(v, float)
+                 else v for k, v in asdict(s).items()} for s in self.layers]
 
     def to_json(self, indent: int | None = 2) -> str:
         """Everything in the report, and its warnings' messages (recomputed when loaded)."""
         return json.dumps({
-            "label": self.label, "input_std": _num(self.input_std),
+            "label": self.label, "input_std": json_number(self.input_std),
             "prediction_source": self.prediction_source, "thresholds": asdict(self.thresholds),
             "layers": self.to_records(),
-            "params": [{**asdict(p), "shape": list(p.shape), "std": _num(p.std),
-                        "grad_std": _num(p.grad_std)} for p in self.params],
+            "params": [{**asdict(p), "shape": list(p.shape), "std": json_number(p.std),
+                        "grad_std": json_number(p.grad_std)} for p in self.params],
             "warnings": [w.message for w in self.warnings]}, indent=indent)
 
     @classmethod
     def from_json(cls, text: str) -> Report:
         """The report :meth:`to_json` wrote."""
         d = json.loads(text)
-        layers = tuple(LayerStats(**{**r, **{k: _from_num(r[k]) for k in _FLOATS},
+        layers = tuple(LayerStats(**{**r, **{k: read_json_number(r[k]) for k in _FLOATS},
                                      "shape": tuple(r["shape"])}) for r in d["layers"])
-        params = tuple(ParamStats(p["path"], tuple(p["shape"]), _from_num(p["std"]),
-                                  _from_num(p["grad_std"])) for p in d["params"])
-        return cls(layers, params, _from_num(d["input_std"]), d["label"],
+        params = tuple(ParamStats(p["path"], tuple(p["shape"]), read_json_number(p["std"]),
+                                  read_json_number(p["grad_std"])) for p in d["params"])
+        return cls(layers, params, read_json_number(d["input_std"]), d["label"],
                    d["prediction_source"], Thresholds(**d["thresholds"]))
 
     def table(self) -> str:

@@ -5,6 +5,7 @@
 >>> panels = ex.experiment_panels("protocol", schemes=["general-rule", "kaiming"])
 >>> result = ex.run_comparison("protocol", data, panels, seeds=3)   # doctest: +SKIP
 >>> print(result.table())                                           # doctest: +SKIP
+>>> grid = ex.run_transfer(data)          # μTransfer: SP against μP  # doctest: +SKIP
 
 ``torchinit compare`` is the command-line front of this package (see ``docs/experiments.md``).
 """
@@ -16,6 +17,7 @@ from .results import Comparison, PanelResult, SchemeResult
 from .runner import Outputs, run_comparison, write_outputs
 from .schemes import ALIASES, DEFAULT_SCHEMES, SCHEMES, Scheme, parse_schemes, resolve_scheme
 from .suites import DEFAULT_SEEDS, EXPERIMENTS, Panel, experiment_panels
+from .transfer import Transfer, parse_lrs, run_transfer, write_transfer
 
 __all__ = [
     "DATASETS", "Dataset", "Split", "load_dataset",
@@ -25,4 +27,5 @@ __all__ = [
     "Panel", "EXPERIMENTS", "DEFAULT_SEEDS", "experiment_panels",
     "Comparison", "PanelResult", "SchemeResult",
     "run_comparison", "write_outputs", "Outputs",
+    "Transfer", "run_transfer", "write_transfer", "parse_lrs",
 ]

@@ -1,4 +1,5 @@
-"""Plots of a comparison: loss curves and accuracy with confidence intervals.
+"""Plots of a comparison: loss curves and accuracy with confidence intervals; and of a
+μTransfer grid: the final training loss against the learning rate, one line per width.
 
 Needs matplotlib (the ``plot`` extra), imported here only when a plot is drawn, through its
 object-oriented API (no pyplot, so no GUI backend is touched).
@@ -9,13 +10,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .results import CONFIDENCE, PanelResult
+from .stats import FINAL_SHARE, final_loss
 
-__all__ = ["plot_loss_curves", "plot_accuracy"]
+if TYPE_CHECKING:
+    from .transfer import Transfer
 
-TAIL = 0.1           # the share of the last steps whose mean is a curve's final loss
+__all__ = ["plot_loss_curves", "plot_accuracy", "plot_transfer"]
+
+TAIL = FINAL_SHARE   # the share of the last steps whose mean is a curve's final loss
 WITHIN_BEST = 3.0    # a scheme trains when its final loss is within this factor of the best
 SMOOTH_STEPS = 20    # the zoom's moving average spans 1/SMOOTH_STEPS of the steps
 ZOOM_MARGIN = 1.15   # the zoom's y range: its curves' range widened by this factor each way
@@ -26,13 +31,6 @@ def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
-
-
-def _final_loss(curve: Sequence[float]) -> float:
-    """Mean loss over the last ``TAIL`` share of ``curve`` (not finite if one of them is;
-    NaN for no step)."""
-    tail = curve[-max(1, round(TAIL * len(curve))):]
-    return math.fsum(tail) / len(tail) if tail else math.nan
 
 
 def _trains(first: float, final: float, best: float) -> bool:
@@ -53,7 +51,7 @@ def _zoom(ax: Any, panel: PanelResult, curves: list[list[float]], chosen: list[i
     from matplotlib.ticker import FormatStrFormatter
 
     window = max(1, len(max(curves, key=len)) // SMOOTH_STEPS)
-    finals = {i: _final_loss(curves[i]) for i in chosen}
+    finals = {i: final_loss(curves[i]) for i in chosen}
     shown: list[float] = []
     for rank, i in enumerate(sorted(chosen, key=finals.__getitem__)):
         smooth = _moving_average(curves[i], window)
@@ -86,7 +84,7 @@ def plot_loss_curves(panel: PanelResult, path: str | Path) -> Any:
     the diverging ones draws as one band can be told apart.
     """
     curves = [result.mean_curve() for result in panel.results]
-    finals = [_final_loss(curve) for curve in curves]
+    finals = [final_loss(curve) for curve in curves]
     best = min((f for f in finals if math.isfinite(f)), default=math.nan)
     chosen = [i for i, (curve, final) in enumerate(zip(curves, finals))
               if curve and _trains(curve[0], final, best)]
@@ -132,3 +130,59 @@ def plot_accuracy(panel: PanelResult, path: str | Path, classes: int = 10) -> No
     ax.set_title(panel.panel.title, fontsize="medium")
     ax.legend(fontsize="small", loc="lower right")
     figure.savefig(path)
+
+
+TRANSFER_TITLES = {"sp": "SP: PyTorch default init, one learning rate",
+                   "mup": "μP: ti.mup, per-layer learning rates"}
+TRANSFER_CEILING = 2.0  # the y axis ends at this factor of the largest of the best losses
+
+
+def plot_transfer(result: Transfer, path: str | Path) -> Any:
+    """The final training loss against log2 of the learning rate, one line per width (darker
+    is wider), SP and μP side by side with a shared y axis, each width's best learning rate
+    marked: Figures 1 and 3 of Yang et al. (2022), "Tensor Programs V". Write it to ``path``
+    and return the ``matplotlib.figure.Figure``.
+
+    The y axis spans the losses from the least to ``TRANSFER_CEILING`` times the largest of
+    the widths' best losses, at most the largest finite loss, so the minima stay readable;
+    losses above it leave the plot, runs that diverged (NaN) are left out.
+    """
+    from matplotlib import colormaps
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(12, 4.8)
+    axes = figure.subplots(1, 2, sharey=True)
+    log2 = [math.log2(lr) for lr in result.lrs]
+    cmap = colormaps["viridis"]
+    shades = [cmap(0.85 * (1 - i / max(1, len(result.widths) - 1))) for i in
+              range(len(result.widths))]
+    finite: list[float] = []
+    best_losses: list[float] = []
+    for ax, name in zip(axes, ("sp", "mup")):
+        for width, shade, best in zip(result.widths, shades, result.best(name)):
+            losses = result.losses(name, width)
+            finite += [v for v in losses if math.isfinite(v)]
+            ax.plot(log2, [v if math.isfinite(v) else math.nan for v in losses], color=shade,
+                    linewidth=1.6, marker=".", label=f"width {width}")
+            if best.index is not None:
+                best_losses.append(best.loss)
+                ax.plot(log2[best.index], best.loss, marker="*", markersize=11, color=shade,
+                        markeredgecolor="black", markeredgewidth=0.6, linestyle="none")
+        ax.set_xlabel("log2 learning rate")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        shift = result.shift(name)
+        ax.set_title(f"{TRANSFER_TITLES[name]}\nbest learning rate moves"
+                     f" {'-' if shift is None else shift} grid step(s) across widths",
+                     fontsize="medium")
+        ax.grid(True, alpha=0.3)
+    if finite:
+        low, high = min(finite), min(max(finite), TRANSFER_CEILING * max(best_losses))
+        margin = 0.04 * (high - low or 1.0)
+        axes[0].set_ylim(low - margin, high + margin)
+    axes[0].set_ylabel(f"training loss, mean of the last {FINAL_SHARE:.0%} of steps")
+    axes[1].legend(fontsize="small", title="* best learning rate", title_fontsize="small")
+    figure.suptitle(f"μTransfer: MLP 784-w-w-10 on {result.dataset['name']},"
+                    f" {result.config.optimizer}, μP base width {result.base_width}",
+                    fontsize="medium")
+    figure.savefig(path)
+    return figure

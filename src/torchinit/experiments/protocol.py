@@ -25,7 +25,8 @@ from ..errors import ConfigError
 from .datasets import Split
 from .schemes import Scheme
 
-__all__ = ["TrainConfig", "RunResult", "train_run", "steps_per_run", "learning_rate"]
+__all__ = ["TrainConfig", "RunResult", "train_run", "steps_per_run", "learning_rate",
+           "schedule_factor"]
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "linear")
@@ -110,17 +111,24 @@ def steps_per_run(n_train: int, config: TrainConfig) -> int:
     return config.epochs * math.ceil(n_train / config.batch_size)
 
 
+def schedule_factor(config: TrainConfig, step: int, total: int) -> float:
+    """The factor ``config.schedule`` multiplies every learning rate by after ``step`` of
+    ``total`` steps."""
+    if config.schedule == "linear":
+        return 1.0 - step / total
+    return 1.0
+
+
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
     """The learning rate after ``step`` of ``total`` steps under ``config.schedule``."""
-    if config.schedule == "linear":
-        return config.lr * (1.0 - step / total)
-    return config.lr
+    return config.lr * schedule_factor(config, step, total)
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, scheme: Scheme, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = scheme.optimizer_groups(model, config.lr)
     if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+        return torch.optim.Adam(groups, lr=config.lr)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
 
 
 def _evaluate(model: nn.Module, split: Split, classes: int) -> tuple[float, tuple[float, ...]]:
@@ -142,7 +150,9 @@ def train_run(build: Callable[[], nn.Module], scheme: Scheme, split: Split, conf
 
     ``torch.manual_seed(seed)`` is set before the model is built (dropout draws from it); the
     batch order comes from its own ``torch.Generator`` seeded with ``seed``; the scheme is
-    applied with ``seed``. Two runs with the same arguments give the same numbers.
+    applied with ``seed``. Two runs with the same arguments give the same numbers. The
+    optimizer's parameter groups come from :meth:`Scheme.optimizer_groups` (one group, or a
+    parametrization's per-group learning rates); the schedule scales each group's own rate.
 
     Args:
         build: Makes the model (called once, after seeding).
@@ -163,7 +173,8 @@ def train_run(build: Callable[[], nn.Module], scheme: Scheme, split: Split, conf
     n_train = len(split.train_y)
     first = torch.randperm(n_train, generator=order)
     scheme.initialize(model, seed, split.train_x[first[:LSUV_BATCH]])
-    optimizer = _optimizer(model, config)
+    optimizer = _optimizer(model, scheme, config)
+    initial_lrs = [group["lr"] for group in optimizer.param_groups]
     total = steps_per_run(n_train, config)
     curve: list[float] = []
     loss_value, step, diverged_at = math.nan, 0, None
@@ -183,8 +194,9 @@ def train_run(build: Callable[[], nn.Module], scheme: Scheme, split: Split, conf
             loss.backward()
             optimizer.step()
             if config.schedule != "constant":
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(config, step, total)
+                factor = schedule_factor(config, step, total)
+                for group, initial in zip(optimizer.param_groups, initial_lrs):
+                    group["lr"] = initial * factor
             if on_step is not None:
                 on_step(1)
         if diverged_at is not None:

@@ -17,12 +17,13 @@ from .schemes import Scheme
 from .stats import Interval, mean_interval
 from .suites import Panel
 
-__all__ = ["SchemeResult", "PanelResult", "Comparison", "CONFIDENCE"]
+__all__ = ["SchemeResult", "PanelResult", "Comparison", "CONFIDENCE", "json_number",
+           "format_loss", "text_table", "markdown_table"]
 
 CONFIDENCE = 0.95
 
 
-def _json_number(x: float | None) -> float | None:
+def json_number(x: float | None) -> float | None:
     """``x``, or ``None`` for a value JSON cannot hold (NaN, infinity)."""
     return x if x is not None and math.isfinite(x) else None
 
@@ -31,7 +32,8 @@ def _percent(x: float | None) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{100 * x:.1f}"
 
 
-def _loss(x: float) -> str:
+def format_loss(x: float) -> str:
+    """A loss for a table: 3 decimals, 3 significant digits from 1000 on, ``nan``."""
     if math.isnan(x):
         return "nan"
     return f"{x:.3f}" if abs(x) < 1e3 else f"{x:.3g}"
@@ -68,15 +70,15 @@ class SchemeResult:
         acc = self.accuracy()
         out = {
             **self.scheme.to_dict(),
-            "val_accuracy": {"mean": acc.mean, "ci_low": _json_number(acc.low),
-                             "ci_high": _json_number(acc.high), "confidence": CONFIDENCE},
-            "last_loss_mean": _json_number(self.last_loss()),
-            "class_accuracy": {name: _json_number(a)
+            "val_accuracy": {"mean": acc.mean, "ci_low": json_number(acc.low),
+                             "ci_high": json_number(acc.high), "confidence": CONFIDENCE},
+            "last_loss_mean": json_number(self.last_loss()),
+            "class_accuracy": {name: json_number(a)
                                for name, a in zip(classes, self.class_accuracy())},
             "runs": [{"seed": r.seed, "val_accuracy": r.val_accuracy,
-                      "last_loss": _json_number(r.last_loss),
-                      "curve": [_json_number(x) for x in r.curve],
-                      "class_accuracy": [_json_number(a) for a in r.class_accuracy],
+                      "last_loss": json_number(r.last_loss),
+                      "curve": [json_number(x) for x in r.curve],
+                      "class_accuracy": [json_number(a) for a in r.class_accuracy],
                       "seconds": r.seconds, "diverged_at": r.diverged_at} for r in self.runs],
         }
         if self.diagnostics is not None:
@@ -105,7 +107,7 @@ class PanelResult:
                 f"[{_percent(acc.low)}, {_percent(acc.high)}]")
             seconds = math.fsum(r.seconds for r in result.runs) / len(result.runs)
             rows.append((result.scheme.label, result.scheme.name, _percent(acc.mean), interval,
-                         _loss(result.last_loss()), f"{seconds:.1f}"))
+                         format_loss(result.last_loss()), f"{seconds:.1f}"))
         return rows
 
     def headline(self) -> str:
@@ -137,14 +139,16 @@ class PanelResult:
                 "schemes": [r.to_dict(classes) for r in self.results]}
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
+def text_table(rows: list[tuple[str, ...]]) -> str:
+    """``rows`` (the first is the header) as aligned columns, a rule under the header."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def _markdown(rows: list[tuple[str, ...]]) -> str:
+def markdown_table(rows: list[tuple[str, ...]]) -> str:
+    """``rows`` (the first is the header) as a markdown table."""
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("---" for _ in rows[0]) + "|")
     return "\n".join(lines)
@@ -182,7 +186,7 @@ class Comparison:
         """The terminal form: per panel a headline, a table and the diagnostics lines."""
         blocks = []
         for panel in self.panels:
-            lines = [panel.headline(), _table(panel.rows())]
+            lines = [panel.headline(), text_table(panel.rows())]
             diagnostics = panel.diagnostics_lines()
             if diagnostics:
                 lines += ["initial network (torchinit.inspect):", *("  " + d for d in diagnostics)]
@@ -195,7 +199,7 @@ class Comparison:
                  f"Intervals: Student t over the seeds ({CONFIDENCE:.0%})."]
         for panel in self.panels:
             parts += ["", f"## {panel.panel.name}", "", panel.headline() + ".", "",
-                      _markdown(panel.rows())]
+                      markdown_table(panel.rows())]
             diagnostics = panel.diagnostics_lines()
             if diagnostics:
                 parts += ["", "Initial network (`torchinit.inspect`):", "",

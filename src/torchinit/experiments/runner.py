@@ -22,14 +22,17 @@ from .suites import Panel
 if TYPE_CHECKING:
     from ..diagnostics import Report
 
-__all__ = ["run_comparison", "write_outputs", "Outputs", "DIAGNOSTIC_BATCH"]
+__all__ = ["run_comparison", "write_outputs", "Outputs", "DIAGNOSTIC_BATCH",
+           "training_split", "write_results", "plot_notes"]
 
 DIAGNOSTIC_BATCH = 256
 """Training examples the diagnostics report of a depth panel is measured on."""
 WEIGHTED_TYPES = ("Linear", "Conv1d", "Conv2d", "Conv3d")
 
 
-def _split(dataset: Dataset, config: TrainConfig, seed: int) -> Split:
+def training_split(dataset: Dataset, config: TrainConfig, seed: int) -> Split:
+    """The training and validation parts ``config`` trains on: ``dataset`` split with ``seed``,
+    standardized if ``config.standardize``."""
     split = dataset.split(config.val_fraction, seed)
     return split.standardized() if config.standardize else split
 
@@ -68,7 +71,7 @@ def run_comparison(experiment: str, dataset: Dataset, panels: Sequence[Panel], s
         raise ConfigError(f"seeds must be an int >= 1, got {seeds!r}")
     start = time.perf_counter()
     schemes = {p.name: [resolve_scheme(s) for s in p.schemes] for p in panels}
-    splits = {p.name: _split(dataset, p.config, seed) for p in panels}
+    splits = {p.name: training_split(dataset, p.config, seed) for p in panels}
     total = sum(len(schemes[p.name]) * seeds * steps_per_run(len(splits[p.name].train_y),
                                                               p.config) for p in panels)
     labels = {(p.name, s.name, k): f"{p.name}: {s.name} seed {seed + k}"
@@ -101,6 +104,25 @@ class Outputs:
     notes: tuple[str, ...]
 
 
+def write_results(directory: str | Path, json_text: str, markdown: str
+                  ) -> tuple[Path, list[Path]]:
+    """Write ``results.json`` and ``results.md`` into ``directory`` (created if needed); return
+    the directory and the two files."""
+    out = Path(directory).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "results.json", out / "results.md"]
+    files[0].write_text(json_text + "\n", encoding="utf-8")
+    files[1].write_text(markdown, encoding="utf-8")
+    return out, files
+
+
+def plot_notes() -> tuple[bool, list[str]]:
+    """Whether plots can be drawn (matplotlib is installed), and the note to show if not."""
+    plotting = importlib.util.find_spec("matplotlib") is not None
+    return plotting, [] if plotting else [
+        "plots skipped: they need matplotlib (pip install 'torchinit[plot]')"]
+
+
 def write_outputs(comparison: Comparison, directory: str | Path) -> Outputs:
     """Write ``results.json``, ``results.md`` and, with matplotlib, the plots into
     ``directory`` (created if needed).
@@ -111,14 +133,8 @@ def write_outputs(comparison: Comparison, directory: str | Path) -> Outputs:
     the experiment has several panels, each file name starts with the panel's name
     (``depth-relu_accuracy.png``). Without matplotlib the plots are left out and a note says so.
     """
-    out = Path(directory).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    files = [out / "results.json", out / "results.md"]
-    files[0].write_text(comparison.to_json() + "\n", encoding="utf-8")
-    files[1].write_text(comparison.markdown(), encoding="utf-8")
-    plotting = importlib.util.find_spec("matplotlib") is not None
-    notes = [] if plotting else [
-        "plots skipped: they need matplotlib (pip install 'torchinit[plot]')"]
+    out, files = write_results(directory, comparison.to_json(), comparison.markdown())
+    plotting, notes = plot_notes()
     classes = len(comparison.dataset["classes"])
     for panel in comparison.panels:
         prefix = f"{panel.panel.name}_" if len(comparison.panels) > 1 else ""

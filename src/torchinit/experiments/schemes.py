@@ -18,6 +18,7 @@ from torch import nn
 from .. import presets
 from ..apply import apply
 from ..errors import ConfigError, UnknownNameError, suggest
+from ..groups import param_groups
 from ..initializers import (
     GeneralRule,
     Initializer,
@@ -48,6 +49,10 @@ class Scheme:
         plan: The plan applied with the run's seed.
         lsuv: After the plan, run LSUV (Mishkin & Matas 2016) on a training batch: each
             weight is rescaled, layer by layer, so that its layer's output has unit std.
+        optimizer_scales: The optimizer takes the plan's per-parameter learning-rate and
+            weight-decay multipliers (a width-aware parametrization such as ``ti.mup``, whose
+            learning rates are part of it: Yang et al. 2022, "Tensor Programs V", Table 3).
+            Otherwise every parameter gets the run's learning rate.
     """
 
     name: str
@@ -55,6 +60,7 @@ class Scheme:
     description: str
     plan: Plan
     lsuv: bool = False
+    optimizer_scales: bool = False
 
     def initialize(self, model: nn.Module, seed: int,
                    batch: torch.Tensor | None = None) -> Manifest:
@@ -70,12 +76,21 @@ class Scheme:
             raise ConfigError(f"scheme {self.name!r} is data-dependent (LSUV): it needs a batch")
         from torchinit.datadep import lsuv
 
-        return lsuv(model, batch, plan=self.plan, orthogonal_first=False, seed=seed)
+        return lsuv(model, batch, self.plan, orthogonal_first=False, seed=seed)
+
+    def optimizer_groups(self, model: nn.Module, lr: float) -> list[dict[str, Any]]:
+        """The ``torch.optim`` parameter groups of ``model`` for base learning rate ``lr``, each
+        with its absolute ``"lr"``: one group, or with :attr:`optimizer_scales` the groups of
+        ``ti.param_groups(model, plan=self.plan, lr=lr)``."""
+        if self.optimizer_scales:
+            return param_groups(model, plan=self.plan, lr=lr)
+        return [{"params": list(model.parameters()), "lr": lr}]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe description, the plan included."""
         return {"name": self.name, "label": self.label, "description": self.description,
-                "plan": self.plan.to_dict(), "lsuv": self.lsuv}
+                "plan": self.plan.to_dict(), "lsuv": self.lsuv,
+                "optimizer_scales": self.optimizer_scales}
 
 
 def _weight_plan(name: str, weight: Initializer) -> Plan:

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["t_two_sided_cdf", "t_quantile", "Interval", "mean_interval"]
+__all__ = ["t_two_sided_cdf", "t_quantile", "Interval", "mean_interval", "final_loss",
+           "FINAL_SHARE"]
+
+FINAL_SHARE = 0.1
+"""The share of a run's last steps whose mean training loss is its final loss."""
 
 
 def t_two_sided_cdf(t: float, dof: int) -> float:
@@ -97,3 +101,17 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval
         return Interval(mean, None, n, confidence)
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
     return Interval(mean, t_quantile(confidence, n - 1) * math.sqrt(var / n), n, confidence)
+
+
+def final_loss(curve: Sequence[float], share: float = FINAL_SHARE) -> float:
+    """Mean of the last ``share`` of ``curve`` (at least one value): a run's final training
+    loss, less noisy than its last batch's. Not finite if one of those values is; NaN for an
+    empty curve.
+
+    Raises:
+        ConfigError: for a share outside (0, 1].
+    """
+    if not 0.0 < share <= 1.0:
+        raise ConfigError(f"the share of the last steps must be in (0, 1], got {share!r}")
+    tail = curve[-max(1, round(share * len(curve))):] if len(curve) else []
+    return math.fsum(tail) / len(tail) if len(tail) else math.nan

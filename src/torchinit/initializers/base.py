@@ -17,6 +17,7 @@ from .._fans import Fans, torch_fans
 from ..errors import DTypeError, FanError, InitializerError, describe_target, short_repr
 from ..streams import Distribution, Key, as_key, normalize_region, region_shape
 from ..streams.distributions import NormalDist
+from ..streams.regions import block_rows
 from ..streams.reference import sample_distribution
 
 __all__ = ["Initializer", "ElementwiseInitializer", "StructuredInitializer", "GainMixin",
@@ -312,10 +313,12 @@ class ElementwiseInitializer(Initializer):
 class StructuredInitializer(Initializer):
     """A scheme that builds whole matrices (per block of a fused parameter) and then slices.
 
-    A region costs the full generation of every block it touches.
+    A region costs the full generation of every block it touches. ``per_block = False`` builds
+    a fused parameter as one matrix, ignoring its blocks (dirac, sparse).
     """
 
     elementwise: ClassVar[bool] = False
+    per_block: ClassVar[bool] = True
 
     @abc.abstractmethod
     def _generate(self, shape: tuple[int, ...], key: Key) -> torch.Tensor:
@@ -326,21 +329,21 @@ class StructuredInitializer(Initializer):
         """
 
     def _blocks(self, shape: tuple[int, ...], fans: Fans | None) -> list[tuple[str, int, int]]:
-        if fans is not None and fans.blocks:
+        if self.per_block and fans is not None and fans.blocks:
             return [(b.name, b.start, b.stop) for b in fans.blocks]
         return [("", 0, shape[0] if shape else 1)]
 
     def _sample(self, shape, key, fans, region, out):  # type: ignore[no-untyped-def]
         rows = range(region[0].start, region[0].stop, region[0].step)
         for name, start, stop in self._blocks(shape, fans):
-            local = [i for i, r in enumerate(rows) if start <= r < stop]
-            if not local:
+            found = block_rows(rows, start, stop)
+            if found is None:
                 continue
+            local, chosen = found
             block_key = key.child(name) if name else key
             block = self._generate((stop - start, *shape[1:]), block_key)
-            src = torch.tensor([rows[i] - start for i in local])
-            picked = block.index_select(0, src)[(slice(None), *region[1:])]
-            out[local[0] : local[-1] + 1] = picked.to(device=out.device, dtype=out.dtype)
+            within = slice(chosen.start - start, chosen.stop - start, chosen.step)
+            out[local] = block[(within, *region[1:])].to(device=out.device, dtype=out.dtype)
         return out
 
     @abc.abstractmethod

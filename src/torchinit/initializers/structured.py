@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .._fans import Fans
 from ..errors import InitializerError, describe_target, short_repr
 from ..streams import Key, NormalDist, UniformDist
 from ..streams.reference import sample_distribution
@@ -139,6 +138,7 @@ class Dirac(StructuredInitializer):
     formula = 'W[g*out/groups + d, d, center] = 1'
     min_ndim = 3
     max_ndim = 5
+    per_block = False
 
     def __post_init__(self) -> None:
         if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 1:
@@ -152,9 +152,6 @@ class Dirac(StructuredInitializer):
                 f" {shape[0]} is not divisible by groups={self.groups}; use a groups value that"
                 f" divides {shape[0]}."
             )
-
-    def _blocks(self, shape: tuple[int, ...], fans: Fans | None) -> list[tuple[str, int, int]]:
-        return [("", 0, shape[0])]
 
     def _generate(self, shape: tuple[int, ...], key: Key) -> torch.Tensor:
         out = torch.zeros(shape, dtype=torch.float64)
@@ -193,6 +190,7 @@ class Sparse(StructuredInitializer):
     formula = 'ceil(sparsity*rows) zeros per column, others ~ N(0, stddev^2)'
     min_ndim = 2
     max_ndim = 2
+    per_block = False
 
     def __post_init__(self) -> None:
         check_finite(self.name, sparsity=self.sparsity)
@@ -200,9 +198,6 @@ class Sparse(StructuredInitializer):
             raise InitializerError(
                 f"sparse: sparsity must be in [0, 1], got {short_repr(self.sparsity)}")
         _check_non_negative(self.name, stddev=self.stddev)
-
-    def _blocks(self, shape: tuple[int, ...], fans: Fans | None) -> list[tuple[str, int, int]]:
-        return [("", 0, shape[0])]
 
     def _generate(self, shape: tuple[int, ...], key: Key) -> torch.Tensor:
         rows, cols = shape

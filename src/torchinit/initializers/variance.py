@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-from .._fans import FAN_MODES, Fans
+from .._deprecation import renamed
+from .._fans import FAN_MODES, FanMode, Fans
 from ..errors import FanError, InitializerError, UnknownNameError, short_repr, suggest
-from ..gains import calculate_gain
+from ..gains import Nonlinearity, calculate_gain
 from ..streams.distributions import Distribution, NormalDist, TruncNormalDist, UniformDist
 from ..streams.distributions import truncated_std_factor
 from .base import ElementwiseInitializer, GainMixin, check_finite
@@ -31,11 +33,12 @@ __all__ = [
     "variance_distribution",
 ]
 
-DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+VarianceDistribution = Literal["truncated_normal", "normal", "uniform"]
+DISTRIBUTIONS: tuple[VarianceDistribution, ...] = get_args(VarianceDistribution)
 _TRUNC_2SD = truncated_std_factor(-2.0, 2.0)  # 0.87962566103423978
 
 
-def variance_distribution(std: float, distribution: str) -> Distribution:
+def variance_distribution(std: float, distribution: VarianceDistribution) -> Distribution:
     """A zero-mean distribution with standard deviation ``std`` of the given family.
 
     * ``uniform``: ``U(-sqrt(3) std, sqrt(3) std)``;
@@ -94,8 +97,8 @@ class VarianceScaling(ElementwiseInitializer):
     """
 
     scale: float = 1.0
-    mode: str = "fan_in"
-    distribution: str = "truncated_normal"
+    mode: FanMode = "fan_in"
+    distribution: VarianceDistribution = "truncated_normal"
     name = "variance_scaling"
     formula = 'Var(w) = scale / fan_mode (uniform, normal or std-corrected truncated normal)'
     uses_fans = True
@@ -162,22 +165,31 @@ class XavierNormal(GainMixin, ElementwiseInitializer):
 @dataclass(frozen=True)
 class _Kaiming(ElementwiseInitializer):
     negative_slope: float = 0.0
-    mode: str = "fan_in"
-    nonlinearity: str = "leaky_relu"
+    mode: FanMode = "fan_in"
+    nonlinearity: Nonlinearity = "leaky_relu"
     uses_fans = True
     min_ndim = 2
 
     def __post_init__(self) -> None:
         check_finite(self.name, negative_slope=self.negative_slope)
         _check_mode(self.name, self.mode, ("fan_in", "fan_out"))
-        self.gain()
+        calculate_gain(self.nonlinearity, self.negative_slope)  # validates both
 
+    @property
     def gain(self) -> float:
-        """``calculate_gain(nonlinearity, negative_slope)``."""
-        return calculate_gain(self.nonlinearity, self.negative_slope)
+        """``calculate_gain(nonlinearity, negative_slope)``: a number, as ``Xavier.gain`` and
+        ``Orthogonal.gain`` are (calling it, its former spelling, still works and warns)."""
+        return _CallableGain(calculate_gain(self.nonlinearity, self.negative_slope))
 
     def _std(self, fans: Fans | None) -> float:
-        return self.gain() / math.sqrt(_fans(fans, self.name, self.mode).get(self.mode))
+        return self.gain / math.sqrt(_fans(fans, self.name, self.mode).get(self.mode))
+
+
+class _CallableGain(float):
+    """A gain that can still be called, as ``_Kaiming.gain()`` was a method."""
+
+    def __call__(self) -> float:
+        return renamed("KaimingNormal/KaimingUniform", "gain()", "gain", float(self))
 
 
 @register

@@ -14,7 +14,7 @@ replay it with torchinit's keyed streams: the same values for any construction o
 count, device or sharding.
 
 Where a ``torch.nn.init`` function was called, the rule is that function's scheme with torch's
-fan convention (``fans="torch"``), so the numbers are torch's exactly; ``Manifest`` shows where
+fan convention (``fan_convention="torch"``), so the numbers are torch's exactly; ``Manifest`` shows where
 semantic fans would differ.
 """
 

@@ -247,5 +247,5 @@ def plan_from(model: nn.Module, captured: list[Captured], name: str | None = Non
         match = {"path": _compress(paths, every)}
         if block is not None:
             match["block"] = block
-        rules.append(Rule(match, init=init, fans=fans, label=label, optional=True))
+        rules.append(Rule(match, init=init, fan_convention=fans, label=label, optional=True))
     return Plan(rules, zero_padding=zero_padding, name=name)

@@ -54,7 +54,7 @@ def native_for_kept(
     if not needy:
         return manifest
     native = plan_from(model, captured()).with_options(on_unmatched="keep")
-    theirs = native.resolve(model, seed)
+    theirs = native.explain(model, seed)
     replaced, eager = [], []
     for record in needy:
         own = theirs[record.path]

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .._stack import PACKAGE_DIR
 from .._storage import storage_of
 from .calls import (
     AFFINE,
@@ -53,10 +54,9 @@ from .calls import (
 __all__ = ["Log", "Recorder", "storage_id", "region_of"]
 
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PLUMBING = tuple(os.path.join(_TORCH_DIR, *f.split("/")) for f in (
     "nn/init.py", "overrides.py", "_tensor.py", "utils/_contextlib.py", "autograd/grad_mode.py",
-    "nn/modules/module.py", "nn/parameter.py", "random.py", "_C")) + (_PACKAGE_DIR,)
+    "nn/modules/module.py", "nn/parameter.py", "random.py", "_C")) + (PACKAGE_DIR,)
 """Files whose frames are never "where an init came from": torch's plumbing and torchinit."""
 
 

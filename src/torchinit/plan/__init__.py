@@ -1,13 +1,13 @@
 """Plans: rules for whole models, the per-parameter manifest, config files."""
 
 from .factories import InitFactory, factory_names, register_factory
-from .manifest import BlockEntry, Manifest, Record
+from .manifest import BlockEntry, Manifest, Record, last_manifest
 from .module_types import register_module_type
 from .plan import Plan
 from .roles import ROLES, roles_of
 from .rules import Rule
 from .selectors import ParamInfo, Select
 
-__all__ = ["Plan", "Rule", "Select", "Manifest", "Record", "BlockEntry", "ParamInfo",
+__all__ = ["Plan", "Rule", "Select", "Manifest", "last_manifest", "Record", "BlockEntry", "ParamInfo",
            "InitFactory", "register_factory", "factory_names", "register_module_type", "ROLES",
            "roles_of"]

@@ -35,14 +35,14 @@ from .readers import (
     read_plan_data,
     require,
 )
-from .rules import FAN_CONVENTIONS, Rule
+from .._fans import FAN_CONVENTIONS
+from .rules import RULE_FIELDS, Rule
 from .selectors import SELECT_KEYS, as_select
 
 __all__ = ["load_plan", "save_plan", "plan_from_dict", "FORMAT_VERSION", "FORMATS"]
 
 FORMAT_VERSION = 1
 TOP_KEYS = ("version", "name", "on_unmatched", "zero_padding", "rules")  # order written
-RULE_KEYS = ("match", "init", "tags", "fans", "label", "optional", "override")
 
 
 def _type_name(value: Any) -> str:
@@ -93,7 +93,7 @@ _PLAN_FIELDS: _Checks = {
 }
 _RULE_FIELDS: _Checks = {
     "tags": (_is_str_list, "a list of strings"),
-    "fans": (lambda v: v in FAN_CONVENTIONS, f"one of {FAN_CONVENTIONS}"),
+    "fan_convention": (lambda v: v in FAN_CONVENTIONS, f"one of {FAN_CONVENTIONS}"),
     "label": (_is_str, "a string"),
     "optional": (lambda v: isinstance(v, bool), "true or false"),
     "override": (lambda v: isinstance(v, bool), "true or false"),
@@ -132,9 +132,11 @@ def _validate_plan(data: Any, source: Source) -> None:
 
 def _validate_rule(rule: Any, path: FieldPath, source: Source) -> None:
     _expect(isinstance(rule, Mapping), rule, path, source,
-            "a rule: a mapping with 'init' and optionally 'match', 'tags', 'fans', 'label',"
+            "a rule: a mapping with 'init' and optionally 'match', 'tags', 'fan_convention', 'label',"
             " 'optional', 'override'")
-    _check_keys(rule, RULE_KEYS, path, source, "rule")
+    if "fans" in rule:  # the former name of fan_convention (Rule.from_dict warns)
+        rule = {("fan_convention" if k == "fans" else k): v for k, v in rule.items()}
+    _check_keys(rule, RULE_FIELDS, path, source, "rule")
     if "init" not in rule:
         raise source.error(path, "the rule has no 'init' (an initializer name, a mapping"
                            " {name: ..., arguments...} or {factory: name})")
@@ -151,8 +153,13 @@ def _validate_rule(rule: Any, path: FieldPath, source: Source) -> None:
 
 def _validate_init(init: Any, path: FieldPath, source: Source) -> None:
     _expect(isinstance(init, (str, Mapping)), init, path, source,
-            "an initializer name, a mapping {name: ..., arguments...} or {factory: name}")
+            "an initializer name, a mapping {name: ..., arguments...}, {factory: name} or"
+            " {parametrization: name, ...}")
     if isinstance(init, str):
+        return
+    if "parametrization" in init:
+        _expect(isinstance(init["parametrization"], str), init["parametrization"],
+                (*path, "parametrization"), source, "a parametrization name ('mup', 'spectral')")
         return
     if "factory" in init:
         _check_keys(init, ("factory",), path, source, "factory reference")
@@ -196,6 +203,8 @@ def _culprit(rule: Mapping[str, Any], path: FieldPath) -> FieldPath:
         return (*path, "init")
     if "factory" in init:
         return (*path, "init", "factory")
+    if "parametrization" in init:
+        return (*path, "init")
     if _fails(initializers.lookup, init["name"]):
         return (*path, "init", "name")
     args = {k: v for k, v in init.items() if k != "name"}

@@ -13,18 +13,16 @@ import torch
 from torch import nn
 
 from .._fans import Fans
+from .._json import json_number
 from ..errors import ConfigError
 from ..initializers import Initializer
 from ..streams import Key, normalize_region, region_shape
+from ..streams.regions import block_rows
 
 if TYPE_CHECKING:
     from ..progress import Progress
 
-__all__ = ["Manifest", "Record", "BlockEntry"]
-
-
-def _num(x: float | None) -> float | str | None:
-    return x if x is None or math.isfinite(x) else ("inf" if x > 0 else "-inf")
+__all__ = ["Manifest", "Record", "BlockEntry", "last_manifest", "remember", "remembered"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ class BlockEntry:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "rows": [self.start, self.stop], "rule": self.rule,
                 "rule_label": self.rule_label, "init": self.init.to_config(),
-                "fans": self.fans.to_dict() if self.fans else None, "std": _num(self.std)}
+                "fans": self.fans.to_dict() if self.fans else None, "std": json_number(self.std)}
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,10 @@ class Record:
     """What happens to one parameter (one tensor, under its canonical path).
 
     ``init is None`` means the parameter keeps its values (no rule matched and the plan allows
-    it). ``scale`` is a data-dependent multiplier (LSUV) applied after sampling, and ``values``
+    it). ``lr_scale`` and ``weight_decay_scale`` multiply the optimizer's base learning rate and
+    weight decay for the parameter (set by a width-aware parametrization such as μP, whose class
+    for the parameter is ``width``; read by :func:`torchinit.param_groups`); they do not change
+    the values. ``scale`` is a data-dependent multiplier (LSUV) applied after sampling, and ``values``
     data-dependent values (the output-bias prior), or the values the model's own code gave
     (eager, a float64 tensor), that replace sampling, so replaying the record reproduces the
     weights without data.
@@ -79,6 +80,9 @@ class Record:
     notes: tuple[str, ...] = ()
     values: tuple[float, ...] | torch.Tensor | None = None
     checkpoint: tuple[str, str] | None = None
+    lr_scale: float = 1.0
+    weight_decay_scale: float = 1.0
+    width: str | None = None
     reader: Callable[..., torch.Tensor] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -144,13 +148,12 @@ class Record:
             out.copy_(current.detach())
         rows = range(norm[0].start, norm[0].stop, norm[0].step) if self.shape else range(0)
         for block in self.blocks:
-            local = [i for i, r in enumerate(rows) if block.start <= r < block.stop]
-            if not local:
+            found = block_rows(rows, block.start, block.stop)
+            if found is None:
                 continue
-            first, last = rows[local[0]], rows[local[-1]]
-            sub = (slice(first, last + 1, norm[0].step), *norm[1:])
-            out[local[0]: local[-1] + 1] = block.init.sample(
-                self.shape, self.key, block.fans, sub, dtype, device)
+            local, chosen = found
+            out[local] = block.init.sample(self.shape, self.key, block.fans,
+                                           (chosen, *norm[1:]), dtype, device)
         for z in self.zero_rows:
             if z in rows:
                 out[rows.index(z)] = 0
@@ -174,13 +177,16 @@ class Record:
             "rule_label": self.rule_label,
             "init": self.init.to_config() if self.init else None,
             "fans": self.fans.to_dict() if self.fans else None,
-            "std": _num(self.std),
-            "bound": _num(self.bound),
+            "std": json_number(self.std),
+            "bound": json_number(self.bound),
             "key": [self.key.seed, self.key.path] if self.key else None,
             "blocks": [b.to_dict() for b in self.blocks],
             "tags": list(self.tags),
             "zero_rows": list(self.zero_rows),
             "scale": self.scale,
+            "lr_scale": self.lr_scale,
+            "weight_decay_scale": self.weight_decay_scale,
+            "width": self.width,
             "notes": list(self.notes),
             "source": self.source,
             "checkpoint": list(self.checkpoint) if self.checkpoint else None,
@@ -298,6 +304,8 @@ class Manifest:
 
         Returns:
             Path -> the tensor that holds the values (the local shard, or the new storage).
+            Written into a model, the manifest is also what :func:`last_manifest` returns for
+            it.
 
         Raises:
             WriteError: (before any write) naming every tensor that cannot be written.
@@ -305,7 +313,10 @@ class Manifest:
         """
         from .write import write
 
-        return write(self, target, regions, out, progress)
+        written = write(self, target, regions, out, progress)
+        if isinstance(target, nn.Module):
+            remember(target, self)
+        return written
 
     def check(
         self,
@@ -377,7 +388,10 @@ class Manifest:
 
     def table(self) -> str:
         """A fixed-width table for people: path, shape, initializer, fans, std, rule."""
+        scaled = any(r.width is not None or r.lr_scale != 1.0 for r in self.records)
         rows = [("parameter", "shape", "init", "fans in/out", "std", "rule")]
+        if scaled:
+            rows[0] += ("lr",)
         for r in self.records:
             init = "(kept)" if r.init is None else _short(r.init.to_config())
             if r.checkpoint is not None:
@@ -393,14 +407,49 @@ class Manifest:
                 "*" if r.fans.assumed else "")
             std = "-" if r.std is None else f"{r.std * r.scale:.4g}"
             path = r.path + (f" (= {', '.join(r.aliases)})" if r.aliases else "")
-            rows.append((path, "x".join(map(str, r.shape)) or "scalar", init, fans, std,
-                         r.rule_label or "-"))
+            row = (path, "x".join(map(str, r.shape)) or "scalar", init, fans, std,
+                   r.rule_label or "-")
+            if scaled:
+                row += (f"x{r.lr_scale:.4g}" + (f" ({r.width})" if r.width else ""),)
+            rows.append(row)
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         if any(r.fans is not None and r.fans.assumed for r in self.records):
             lines.append("* fans assumed from torch's axis order (no layout registered)")
         return "\n".join(lines)
+
+
+_ATTRIBUTE = "torchinit_manifest"
+
+
+def remember(model: nn.Module, manifest: Manifest) -> None:
+    """Keep ``manifest`` on ``model`` as the record of its last initialization."""
+    object.__setattr__(model, _ATTRIBUTE, manifest)
+
+
+def remembered(model: nn.Module) -> Manifest | None:
+    """The manifest :func:`remember` kept on ``model``, if any."""
+    manifest = model.__dict__.get(_ATTRIBUTE)
+    return manifest if isinstance(manifest, Manifest) else None
+
+
+def last_manifest(model: nn.Module) -> Manifest:
+    """The manifest of the last initialization of ``model`` by ``ti.apply``, ``ti.build``,
+    ``ti.materialize``, LSUV or the output-bias prior.
+
+    One answer for every entry point: ``apply`` and ``materialize`` also return it, and
+    ``build`` returns the model (what a factory's caller wants), so this is how a built
+    model's manifest is read. It is kept as the attribute ``model.torchinit_manifest``.
+
+    Raises:
+        ConfigError: if torchinit has not initialized ``model``.
+    """
+    manifest = remembered(model)
+    if manifest is None:
+        raise ConfigError(f"{type(model).__name__} has not been initialized by torchinit"
+                          " (ti.apply, ti.build or ti.materialize), so it has no manifest")
+    return manifest
 
 
 def _short(config: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .._json import NON_FINITE
 from .._fans import Block, Fans
 from ..errors import SHORT_REPR_LIMIT, ConfigError, TorchinitError, short_repr
 from ..initializers import Initializer, from_config
@@ -40,22 +41,22 @@ def _field(d: dict, key: str, where: str, parse: Callable[[Any, str], _T],
     return parse(d[key], name)
 
 
-def _dict(value: Any, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise _fail(where, "an object", value)
-    return value
+def _instance(kind: type[_T], expected: str) -> Callable[[Any, str], _T]:
+    """A parser that accepts only instances of ``kind`` (``true`` and ``false`` are not
+    integers here), and names the ``expected`` value when it fails."""
+
+    def parse(value: Any, where: str) -> _T:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise _fail(where, expected, value)
+        return value
+
+    return parse
 
 
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise _fail(where, "a string", value)
-    return value
-
-
-def _int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(where, "an integer", value)
-    return value
+_dict = _instance(dict, "an object")
+_str = _instance(str, "a string")
+_int = _instance(int, "an integer")
+_bool = _instance(bool, "true or false")
 
 
 def _count(value: Any, where: str) -> int:
@@ -64,15 +65,10 @@ def _count(value: Any, where: str) -> int:
     return value
 
 
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(where, "true or false", value)
-    return value
-
-
 def _number(value: Any, where: str) -> float:
-    """A number, or ``"inf"`` / ``"-inf"`` (how infinite bounds are written)."""
-    if value in ("inf", "-inf"):
+    """A number, or ``"inf"`` / ``"-inf"`` / ``"nan"`` (how :func:`json_number` writes the
+    others)."""
+    if value in NON_FINITE:
         return float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(where, 'a number (or "inf")', value)
@@ -169,6 +165,9 @@ def record_from_dict(value: Any, where: str = "record") -> Record:
         tags=_field(d, "tags", where, _list(_str), ()),
         zero_rows=_field(d, "zero_rows", where, _list(_count), ()),
         scale=_field(d, "scale", where, _number, 1.0),
+        lr_scale=_field(d, "lr_scale", where, _number, 1.0),
+        weight_decay_scale=_field(d, "weight_decay_scale", where, _number, 1.0),
+        width=_field(d, "width", where, _str, None),
         notes=_field(d, "notes", where, _list(_str), ()), values=values,
         checkpoint=_field(d, "checkpoint", where, _pair_of_str, None))
 

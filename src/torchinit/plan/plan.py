@@ -1,6 +1,6 @@
 """Plans: an ordered list of rules that states the initialization of a whole model.
 
-``Plan.resolve(model, seed)`` decides, for every parameter, which rule wins (later rules win),
+``Plan.explain(model, seed)`` decides, for every parameter, which rule wins (later rules win),
 which initializer and fans it gets and which key it draws from, and validates all of it; the
 result is a :class:`Manifest`. Nothing is written until every parameter has resolved.
 """
@@ -11,12 +11,14 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
 
 from .._fans import Fans
+from .._deprecation import deprecated_alias
+from .._stack import user_stacklevel
 from ..errors import (
     FanError,
     InitializerError,
@@ -30,14 +32,15 @@ from ..layouts import fans as layer_fans
 from ..streams import Key
 from .factories import InitFactory
 from .manifest import BlockEntry, Manifest, Record
+from .parametrization import Parametrization, forward_requirements, width_fans
 from .roles import norm_reason, roles_of
 from .rules import Keep, Rule
 from .selectors import ParamInfo
-from .write import _user_stacklevel
 
-__all__ = ["Plan", "UNMATCHED"]
+__all__ = ["Plan", "UNMATCHED", "OnUnmatched"]
 
-UNMATCHED = ("error", "warn", "keep")
+OnUnmatched = Literal["error", "warn", "keep"]
+UNMATCHED: tuple[OnUnmatched, ...] = get_args(OnUnmatched)
 
 _WARNED_ASSUMED: set[type] = set()
 """Module types already warned about for assumed fans (see :func:`_warn_assumed_fans`)."""
@@ -103,7 +106,7 @@ class Plan:
     def __init__(
         self,
         rules: Iterable[Rule | dict] = (),
-        on_unmatched: str = "error",
+        on_unmatched: OnUnmatched = "error",
         zero_padding: bool = True,
         name: str | None = None,
     ) -> None:
@@ -176,7 +179,7 @@ class Plan:
         is needed because keys come from full parameter paths, which ``Module.apply`` does
         not pass.
         """
-        manifest = self.resolve(model, seed)
+        manifest = self.explain(model, seed)
         manifest.check(model)
         paths = {id(p): path for path, p in model.named_parameters()}
 
@@ -189,15 +192,12 @@ class Plan:
 
     # -- resolution ------------------------------------------------------------------------------
     def explain(self, model: nn.Module, seed: int = 0) -> Manifest:
-        """The manifest of ``model`` under this plan: one record per parameter, nothing written.
+        """Resolve and validate every parameter of ``model`` under this plan: the manifest,
+        one record per parameter, nothing written.
 
         Raises:
             PlanError: listing every parameter that cannot be resolved.
         """
-        return self.resolve(model, seed)
-
-    def resolve(self, model: nn.Module, seed: int = 0) -> Manifest:
-        """Resolve and validate every parameter (see :meth:`explain`)."""
         params = collect_params(model)
         labels = [rule.describe() for rule in self.rules]  # once per rule, not per parameter
         errors: list[str] = []
@@ -227,12 +227,21 @@ class Plan:
                             " this model:\n- " + "\n- ".join(errors))
         if unmatched and self.on_unmatched == "warn":
             warnings.warn("parameters that match no rule keep their values:\n  "
-                          + "\n  ".join(unmatched), stacklevel=3)
+                          + "\n  ".join(unmatched), stacklevel=user_stacklevel())
         for i, rule in enumerate(self.rules):
             if i not in used and not rule.optional:
                 warnings.warn(f"rule #{i} ({rule.describe()}) matches no parameter",
-                              stacklevel=3)
+                              stacklevel=user_stacklevel())
+        self._warn_forward(model, used)
         return Manifest(tuple(records), seed)
+
+    resolve = deprecated_alias("Plan.resolve", "Plan.explain", explain)
+
+    def _warn_forward(self, model: nn.Module, used: set[int]) -> None:
+        """What the matched parametrizations need of the model's forward pass and it lacks."""
+        inits = (rule.init for i, rule in enumerate(self.rules) if i in used)
+        for message in forward_requirements(model, inits):
+            warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
 
     def _matching(self, info: ParamInfo) -> list[int]:
         return [i for i, rule in enumerate(self.rules) if rule.match.matches(info)]
@@ -255,7 +264,7 @@ class Plan:
                         " rule is used")
                 preset_rule = alias_winner is not None and self.rules[alias_winner].optional
                 if not preset_rule:  # presets tie weights routinely; the note is enough
-                    warnings.warn(note, stacklevel=4)
+                    warnings.warn(note, stacklevel=user_stacklevel())
                 notes.append(note)
         reason = norm_reason(info.module) if "norm" in info.roles else None
         if reason:
@@ -268,17 +277,22 @@ class Plan:
             matched=tuple(matched), alias_matched=tuple(sorted(alias_matched)),
             notes=tuple(notes))
         blocks = self._block_winners(info, matched, winner, labels)
+        scaled = self._scales(info, matched, winner, labels)
+        if scaled:
+            base["notes"] = (*base["notes"], scaled.pop("note"))
+            base.update(scaled)
         if winner is None:
             record = Record(**base)
             if blocks:
                 covered = {b.name for b in blocks}
                 missing = [b.name for b in info.fans.blocks if b.name not in covered]
                 record = replace(record, key=Key(seed, info.path), blocks=tuple(blocks),
-                                 notes=(*notes, f"blocks {missing} match no rule"))
+                                 notes=(*base["notes"], f"blocks {missing} match no rule"))
             return record
         rule = self.rules[winner]
         if isinstance(rule.init, Keep):
-            return Record(**{**base, "notes": (*notes, "keeps its values (rule init='keep')")},
+            return Record(**{**base, "notes": (*base["notes"],
+                                               "keeps its values (rule init='keep')")},
                           rule=winner, rule_label=labels[winner], tags=rule.tags,
                           key=Key(seed, info.path) if blocks else None, blocks=tuple(blocks))
         init, fans = self._initializer(winner, info, param.tensor)
@@ -288,16 +302,37 @@ class Plan:
                 and info.name == "weight" and info.module.padding_idx is not None:
             zero_rows = (info.module.padding_idx % param.tensor.shape[0],)
         std, bound = _moments(init, fans, tuple(param.tensor.shape))
-        note = _fans_note(self.rules[winner].fans, init, fans, info.fans)
+        note = _fans_note(self.rules[winner].fan_convention, init, fans, info.fans)
         if note:
             base["notes"] = (*base["notes"], note)
         return Record(**base, rule=winner, rule_label=labels[winner], init=init, fans=fans,
                       std=std, bound=bound, key=Key(seed, info.path), blocks=entries,
                       tags=rule.tags, zero_rows=zero_rows)
 
+    def _scales(self, info: ParamInfo, matched: list[int], winner: int | None,
+                labels: Sequence[str]) -> dict[str, Any]:
+        """The optimizer scales of the last matching parametrization rule, as record fields
+        and a note (nothing when no parametrization rule matches)."""
+        scaling = [i for i in matched if isinstance(self.rules[i].init, Parametrization)]
+        if not scaling:
+            return {}
+        index = scaling[-1]
+        rule = self.rules[index]
+        assert isinstance(rule.init, Parametrization)
+        try:
+            scales = rule.init.scales(info)
+        except InitializerError as err:
+            raise type(err)(f"rule #{index} ({rule.describe()}): {err}") from None
+        note = f"{rule.init.name}: {scales.kind}, {scales.note}"
+        if winner != index:
+            note += (f"; the init is rule #{winner}'s ({labels[winner]})" if winner is not None
+                     else "; no rule sets its init")
+        return {"lr_scale": scales.lr, "weight_decay_scale": scales.weight_decay,
+                "width": scales.kind, "note": note}
+
     def _rule_effect(self, index: int | None) -> tuple | None:
         """What a rule does (initializer and fan convention), to compare rules across aliases."""
-        return None if index is None else (self.rules[index].init, self.rules[index].fans)
+        return None if index is None else (self.rules[index].init, self.rules[index].fan_convention)
 
     def _block_winners(self, info: ParamInfo, matched: list[int], winner: int | None,
                        labels: Sequence[str]) -> list[BlockEntry]:
@@ -320,11 +355,18 @@ class Plan:
         rule = self.rules[index]
         shape = tuple(getattr(info.module, info.name).shape)
         try:
-            init = rule.init(info) if isinstance(rule.init, InitFactory) else rule.init
+            if isinstance(rule.init, InitFactory):
+                init = rule.init(info)
+            elif isinstance(rule.init, Parametrization):
+                init = rule.init.initializer(info)
+            else:
+                init = rule.init
             fans = None
-            if init.uses_fans or isinstance(init, StructuredInitializer):
-                fans = info.fans if rule.fans == "semantic" and info.fans is not None \
-                    else layer_fans(info.module, info.name, convention=rule.fans)
+            if isinstance(rule.init, Parametrization):  # the fans its scales came from
+                fans = width_fans(info)
+            elif init.uses_fans or isinstance(init, StructuredInitializer):
+                fans = info.fans if rule.fan_convention == "semantic" and info.fans is not None \
+                    else layer_fans(info.module, info.name, convention=rule.fan_convention)
             dtype = tensor.dtype if tensor is not None else None
             init.check(shape, dtype, fans, info.path)
         except InitializerError as err:
@@ -341,7 +383,7 @@ def _warn_assumed_fans(info: ParamInfo, shape: tuple[int, ...], init: Initialize
     """Warn that a fan-based ``init`` reads torch's axis order on a layer with no layout.
 
     Once per module type per process, not once per resolve: the fix (a layout, or
-    ``fans="torch"``) is made once per type; a model repeats a type many times (GPT-2 has a
+    ``fan_convention="torch"``) is made once per type; a model repeats a type many times (GPT-2 has a
     ``Conv1D`` per projection) and a plan is often resolved several times (``explain``, then
     ``apply`` or ``build``), so more warnings would say nothing new. The manifest still marks
     the fans of every such record as assumed (``*`` in its table).
@@ -356,10 +398,10 @@ def _warn_assumed_fans(info: ParamInfo, shape: tuple[int, ...], init: Initialize
         f" fan_out={fans.fan_out}), which are wrong if the layer stores its weight in another"
         f" order. Register what the layer computes with torchinit.register_layout("
         f"{kind.__name__}, fn), fn(module, name) returning torchinit.Fans, or pass"
-        f" Rule(..., fans='torch') to use torch's axis order explicitly. Warned once per"
+        f" Rule(..., fan_convention='torch') to use torch's axis order explicitly. Warned once per"
         f" module type.",
         UserWarning,
-        stacklevel=_user_stacklevel(),
+        stacklevel=user_stacklevel(),
     )
 
 

@@ -23,17 +23,13 @@ from __future__ import annotations
 
 from torch import nn
 
+from .._norms import NORM_TYPES
+
 __all__ = ["roles_of", "NORM_TYPES", "ROLES", "is_norm", "norm_reason"]
 
 ROLES = ("weight", "bias", "norm", "scale", "embedding", "input", "recurrent", "projection",
          "prelu", "layer_scale")
 
-NORM_TYPES: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._NormBase,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
-)
 
 
 _NORM_PARAMETERS = frozenset({"weight", "bias", "scale", "offset", "gamma", "beta"})

@@ -6,12 +6,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 from .. import initializers
+from .._fans import FAN_CONVENTIONS, FanConvention
+from .._deprecation import renamed
 from ..errors import ConfigError, short_repr
 from ..initializers import Initializer
 from .factories import InitFactory
+from .parametrization import Parametrization, parametrization_from_config
 from .selectors import SELECT_KEYS, Select, as_select
 
-__all__ = ["Rule", "InitSpec", "as_init", "Keep", "KEEP"]
+__all__ = ["Rule", "InitSpec", "as_init", "Keep", "KEEP", "RULE_FIELDS"]
 
 
 class Keep:
@@ -35,14 +38,16 @@ class Keep:
 
 
 KEEP = Keep()
-InitSpec = Union[Initializer, InitFactory, Keep]
-FAN_CONVENTIONS = ("semantic", "torch")
+InitSpec = Union[Initializer, InitFactory, Parametrization, Keep]
+RULE_FIELDS = ("match", "init", "tags", "fan_convention", "label", "optional", "override")
+"""A rule's fields, in the order its dict form and plan files write them."""
 
 
 def as_init(init: Any) -> InitSpec:
-    """Accept an Initializer, a registered name (or ``"keep"``), a config dict, or
-    ``{"factory": name}``."""
-    if isinstance(init, (Initializer, InitFactory, Keep)):
+    """Accept an Initializer, a registered name (or ``"keep"``), a config dict,
+    ``{"factory": name}``, a :class:`Parametrization` or its ``{"parametrization": name, ...}``
+    form."""
+    if isinstance(init, (Initializer, InitFactory, Parametrization, Keep)):
         return init
     if init == "keep":
         return KEEP
@@ -54,10 +59,12 @@ def as_init(init: Any) -> InitSpec:
             if extra:
                 raise ConfigError(f"a factory reference takes only 'factory', got also {extra}")
             return InitFactory(init["factory"])
+        if "parametrization" in init:
+            return parametrization_from_config(init)
         return initializers.from_config(init)
     raise ConfigError(
-        f"a rule's init must be an Initializer, a name, a config dict or {{'factory': name}},"
-        f" got {short_repr(init)}"
+        f"a rule's init must be an Initializer, a name, a config dict, {{'factory': name}} or a"
+        f" Parametrization, got {short_repr(init)}"
     )
 
 
@@ -68,9 +75,12 @@ class Rule:
         match: A :class:`Select`, or a dict of its fields; or give the fields as keyword
             arguments (``Rule(type="Linear", name="weight", init=...)``).
         init: An initializer, a registered name (``"zeros"``), a config dict, a factory
-            reference ``{"factory": "torch_default"}``, or ``"keep"`` (see :class:`Keep`).
+            reference ``{"factory": "torch_default"}``, a parametrization
+            (:class:`~torchinit.plan.parametrization.Parametrization`, e.g. μP's, which also
+            sets learning-rate multipliers), or ``"keep"`` (see :class:`Keep`).
         tags: Free labels shown in the manifest and usable for review.
-        fans: ``"semantic"`` (from what the layer computes) or ``"torch"`` (torch's axis order).
+        fan_convention: ``"semantic"`` (from what the layer computes) or ``"torch"`` (torch's
+            axis order). ``fans=`` is its former name, accepted with a DeprecationWarning.
         label: A name for messages and the manifest (default: a description of the rule).
         optional: Matching no parameter is expected (presets), so it does not warn.
         override: With a checkpoint, the rule wins over it for the parameters it matches
@@ -82,19 +92,21 @@ class Rule:
         Rule(type=Linear role=bias -> zeros)
     """
 
-    __slots__ = ("match", "init", "tags", "fans", "label", "optional", "override")
+    __slots__ = RULE_FIELDS
 
     def __init__(
         self,
         match: Select | Mapping[str, Any] | None = None,
         init: Any = None,
         tags: Sequence[str] = (),
-        fans: str = "semantic",
+        fan_convention: FanConvention = "semantic",
         label: str | None = None,
         optional: bool = False,
         override: bool = False,
         **select: Any,
     ) -> None:
+        if "fans" in select:
+            fan_convention = renamed("Rule", "fans", "fan_convention", select.pop("fans"))
         if select:
             unknown = sorted(set(select) - set(SELECT_KEYS))
             if unknown:
@@ -105,14 +117,20 @@ class Rule:
             match = select
         if init is None:
             raise ConfigError(f"Rule({as_select(match).describe()}) needs init=")
-        if fans not in FAN_CONVENTIONS:
-            raise ConfigError(f"Rule fans must be one of {FAN_CONVENTIONS}, got {short_repr(fans)}")
+        if fan_convention not in FAN_CONVENTIONS:
+            raise ConfigError(f"Rule fan_convention must be one of {FAN_CONVENTIONS}, got"
+                              f" {short_repr(fan_convention)}")
         if isinstance(tags, str):
             tags = (tags,)
         self.match = as_select(match)
         self.init = as_init(init)
+        if isinstance(self.init, Parametrization) and self.match.block is not None:
+            raise ConfigError(
+                f"Rule({self.match.describe()}): a parametrization ({self.init.name}) decides a"
+                " whole tensor's learning rate, so it cannot apply to one block of a fused"
+                " parameter; drop 'block', or give the block a plain initializer")
         self.tags = tuple(str(t) for t in tags)
-        self.fans = fans
+        self.fan_convention = fan_convention
         self.label = label
         self.optional = bool(optional)
         self.override = bool(override)
@@ -132,8 +150,8 @@ class Rule:
         out["init"] = self.init.to_config()
         if self.tags:
             out["tags"] = list(self.tags)
-        if self.fans != "semantic":
-            out["fans"] = self.fans
+        if self.fan_convention != "semantic":
+            out["fan_convention"] = self.fan_convention
         if self.label:
             out["label"] = self.label
         if self.optional:
@@ -144,13 +162,15 @@ class Rule:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Rule:
-        allowed = {"match", "init", "tags", "fans", "label", "optional", "override"}
-        unknown = sorted(set(data) - allowed)
+        data = dict(data)
+        if "fans" in data:
+            data["fan_convention"] = renamed("a rule", "fans", "fan_convention", data.pop("fans"))
+        unknown = sorted(set(data) - set(RULE_FIELDS))
         if unknown:
-            raise ConfigError(f"unknown rule key(s) {unknown}; a rule has {sorted(allowed)}")
+            raise ConfigError(f"unknown rule key(s) {unknown}; a rule has {list(RULE_FIELDS)}")
         return cls(data.get("match"), data.get("init"), data.get("tags", ()),
-                   data.get("fans", "semantic"), data.get("label"), data.get("optional", False),
-                   data.get("override", False))
+                   data.get("fan_convention", "semantic"), data.get("label"),
+                   data.get("optional", False), data.get("override", False))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Rule) and self._identity() == other._identity()
@@ -159,8 +179,7 @@ class Rule:
         return hash(self._identity())
 
     def _identity(self) -> tuple:
-        return (self.match, self.init, self.tags, self.fans, self.label, self.optional,
-                self.override)
+        return tuple(getattr(self, name) for name in RULE_FIELDS)
 
     def __repr__(self) -> str:
         return f"Rule({self.describe()})"

@@ -22,7 +22,6 @@ Zero-size tensors are left as they are with one warning, as torch does.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 
 from .._fans import Fans
+from .._stack import user_stacklevel
 from ..errors import ArgumentTypeError, PlanError, WriteError, describe_target
 from ..initializers import Initializer
 from ..progress import Progress
@@ -49,7 +49,6 @@ TAIL_STDS = 10.0
 """An unbounded scheme (a normal) is taken to reach ``|mean| + TAIL_STDS * std``: a draw
 beyond 10 standard deviations has probability below 2e-23."""
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass
@@ -227,7 +226,7 @@ def write(
         shown = ", ".join(f"{w.record.path or 'tensor'} {w.record.shape}" for w in empty[:5])
         more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
         warnings.warn(f"Initializing zero-element tensors is a no-op: {shown}{more} left as"
-                      " they are", stacklevel=_user_stacklevel())
+                      " they are", stacklevel=user_stacklevel())
     _execute([w for w in writes if not w.skip], out is None, progress)
     return {w.record.path: w.tensor for w in writes}
 
@@ -263,15 +262,6 @@ def _execute(writes: list[_Write], in_place: bool, progress: Progress | None) ->
                          f" {describe_target(record.path or None, record.shape, record.init)};"
                          f" {restored}")
         raise
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` of the first frame outside torchinit, for warnings."""
-    level, frame = 1, sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        level += 1
-        frame = frame.f_back
-    return level
 
 
 def fill(

@@ -38,7 +38,7 @@ TORCH_DEFAULT_TYPES = (
 def torch_defaults(preset: str) -> Rule:
     """The rule of the ``torch`` preset, also the first (most general) rule of the recipes:
     every layer type in :data:`TORCH_DEFAULT_TYPES` gets what its ``reset_parameters()`` draws."""
-    return rule(preset, {"factory": "torch_default"}, fans="torch", type=TORCH_DEFAULT_TYPES,
+    return rule(preset, {"factory": "torch_default"}, fan_convention="torch", type=TORCH_DEFAULT_TYPES,
                 label="torch layer types -> torch_default")
 
 
@@ -90,12 +90,12 @@ def keras() -> Plan:
     r = partial(rule, "keras")
     attention = {"factory": "keras_attention"}
     return Plan([
-        r(XavierUniform(), role="weight", fans="torch"),
+        r(XavierUniform(), role="weight", fan_convention="torch"),
         r(Zeros(), role="bias"),
         r(Ones(), role="scale"),
         r(Uniform(-0.05, 0.05), role="embedding"),
         r(Zeros(), role="prelu"),
-        r(Orthogonal(), role="recurrent", fans="torch"),
+        r(Orthogonal(), role="recurrent", fan_convention="torch"),
         r(attention, type="MultiheadAttention", role="weight"),
         r(attention, type="Linear", within="MultiheadAttention", role="weight"),
         r(Ones(), type=("LSTM", "LSTMCell"), name="bias_ih*", block="f"),

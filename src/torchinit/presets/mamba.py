@@ -188,9 +188,9 @@ def mamba(dt_rank: int, std: float = 0.1, dt_scale: float = 1.0, dt_init: str = 
     r = partial(rule, "mamba")
     rules = _weights_biases_scales("mamba", Normal(0.0, std))
     rules += [
-        r(KaimingUniform(negative_slope=math.sqrt(5.0)), fans="torch",
+        r(KaimingUniform(negative_slope=math.sqrt(5.0)), fan_convention="torch",
           path=anywhere("mixer.conv1d.weight")),
-        r(KaimingUniform(negative_slope=math.sqrt(6.0 * depth - 1.0)), fans="torch",
+        r(KaimingUniform(negative_slope=math.sqrt(6.0 * depth - 1.0)), fan_convention="torch",
           path=anywhere("mixer.out_proj.weight")),
         r(Uniform(-dt_std, dt_std) if random else Constant(dt_std),
           path=anywhere("mixer.dt_proj.weight")),

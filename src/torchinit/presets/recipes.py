@@ -163,9 +163,9 @@ def _vit_torchvision(r: Callable[..., Rule]) -> list[Rule]:
     return [
         r(XavierUniform(), type="Linear", role="weight", path=mlp),
         r(Normal(0.0, 1e-6), type="Linear", role="bias", path=mlp),
-        r({"factory": "trunc_normal_fan_in"}, fans="torch",
+        r({"factory": "trunc_normal_fan_in"}, fan_convention="torch",
           path=anywhere("conv_proj.weight", "heads.pre_logits.weight")),
-        r(KaimingNormal(mode="fan_out"), fans="torch",
+        r(KaimingNormal(mode="fan_out"), fan_convention="torch",
           path=anywhere("conv_proj.conv_last.weight")),
         r(Zeros(), path=anywhere("conv_proj.bias", "conv_proj.conv_last.bias",
                                   "heads.pre_logits.bias", "heads.head.weight", "heads.head.bias")),
@@ -245,7 +245,7 @@ def resnet(zero_init_residual: bool = True,
     paths = globs("resnet", "last_bn_paths", last_bn_paths)
     rules = [
         torch_defaults("resnet"),
-        rule("resnet", KaimingNormal(mode="fan_out", nonlinearity="relu"), fans="torch",
+        rule("resnet", KaimingNormal(mode="fan_out", nonlinearity="relu"), fan_convention="torch",
              type=CONV_TYPES, role="weight"),
     ]
     if zero_init:

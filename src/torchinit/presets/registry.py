@@ -133,7 +133,7 @@ def describe(name: str) -> str:
 
 
 # -- helpers for writing presets --------------------------------------------------------------
-def rule(preset: str, init: Any, fans: str = "semantic", optional: bool = True,
+def rule(preset: str, init: Any, fan_convention: str = "semantic", optional: bool = True,
          label: str | None = None, **select: Any) -> Rule:
     """A rule of ``preset``: tagged ``preset:<name>``, optional unless the recipe needs it.
 
@@ -141,7 +141,7 @@ def rule(preset: str, init: Any, fans: str = "semantic", optional: bool = True,
     model; ``optional=False`` keeps the warning for rules that carry the recipe's point (GPT-2's
     residual scaling, ResNet's zero-initialized last norm layers).
     """
-    return Rule(init=init, fans=fans, tags=(f"preset:{preset}",), optional=optional,
+    return Rule(init=init, fan_convention=fan_convention, tags=(f"preset:{preset}",), optional=optional,
                 label=label, **select)
 
 

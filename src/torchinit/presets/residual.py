@@ -142,7 +142,7 @@ def ppo(hidden_gain: float = math.sqrt(2), policy_gain: float = 0.01, value_gain
         torch_defaults("ppo"),
         r(Orthogonal(hidden), type=DENSE_TYPES, role="weight"),
         r(Zeros(), type=DENSE_TYPES, role="bias"),
-        r(Orthogonal(1.0), fans="torch", type="LSTM", role="weight"),
+        r(Orthogonal(1.0), fan_convention="torch", type="LSTM", role="weight"),
         r(Zeros(), type="LSTM", role="bias"),
         r(Zeros(), name=PPO_LOG_STD_NAMES),
         _required("ppo", "policy_paths", policy, path=globs("ppo", "policy_paths", policy_paths)),
@@ -207,12 +207,12 @@ def fixup(n_layers: int, m: int = 2, branch_paths: str | Sequence[str] | None = 
     he_scaled = VarianceScaling(2.0 * branches ** (-1.0 / (m - 1)), "fan_out", "normal")
     return Plan([
         torch_defaults("fixup"),
-        r(KaimingNormal(mode="fan_out", nonlinearity="relu"), fans="torch", type=DENSE_TYPES,
+        r(KaimingNormal(mode="fan_out", nonlinearity="relu"), fan_convention="torch", type=DENSE_TYPES,
           role="weight"),
         r(Zeros(), role="bias"),
         r(Ones(), role="scale"),
         r(Ones(), name=globs("fixup", "scale_names", scale_names)),
-        _required("fixup", "branch_paths", he_scaled, fans="torch", path=branch),
+        _required("fixup", "branch_paths", he_scaled, fan_convention="torch", path=branch),
         _required("fixup", "last_paths", Zeros(), path=last),
         _required("fixup", "classifier_paths", Zeros(), path=classifier),
     ], name="fixup")

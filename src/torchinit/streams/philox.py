@@ -33,8 +33,11 @@ def philox4x32(
     """Apply Philox4x32-10 elementwise.
 
     Args:
-        c0, c1, c2, c3: int64 tensors (broadcastable) holding the counter words, each in
-            ``[0, 2**32)``.
+        c0: The first counter word: an int64 tensor with values in ``[0, 2**32)``; the four
+            words broadcast together.
+        c1: The second counter word.
+        c2: The third counter word.
+        c3: The fourth counter word.
         key: The two 32-bit key words.
 
     Returns:

@@ -15,7 +15,8 @@ import torch
 
 from ..errors import InitializerError
 
-__all__ = ["Region", "normalize_region", "region_shape", "strides_of", "flat_index_chunks"]
+__all__ = ["Region", "normalize_region", "region_shape", "block_rows", "strides_of",
+           "flat_index_chunks"]
 
 Region = Sequence[slice]
 
@@ -50,6 +51,26 @@ def normalize_region(shape: Sequence[int], region: Region | None) -> tuple[slice
 def region_shape(region: tuple[slice, ...]) -> tuple[int, ...]:
     """Shape of the tensor a normalized region selects."""
     return tuple(len(range(s.start, s.stop, s.step)) for s in region)
+
+
+def block_rows(rows: range, start: int, stop: int) -> tuple[slice, slice] | None:
+    """Where the rows ``start <= r < stop`` of one block stand among the rows a region selects.
+
+    Args:
+        rows: The first-dimension indices a normalized region selects.
+        start: The block's first row in the full tensor.
+        stop: One past the block's last row.
+
+    Returns:
+        ``(local, chosen)``: ``local`` slices the region's own rows (the first dimension of a
+        tensor of the region's shape) that lie in the block, and ``chosen`` the same rows of the
+        full tensor; ``None`` when the region selects none of the block's rows.
+    """
+    local = [i for i, r in enumerate(rows) if start <= r < stop]
+    if not local:
+        return None
+    return (slice(local[0], local[-1] + 1),
+            slice(rows[local[0]], rows[local[-1]] + 1, rows.step))
 
 
 def strides_of(shape: Sequence[int]) -> list[int]:
