@@ -20,8 +20,8 @@ else:
 setup(
     ext_modules=[
         Extension(
-            "torchinit.streams._core",
-            sources=["src/torchinit/streams/_core.c"],
+            "torchinit._streams._core",
+            sources=["src/torchinit/_streams/_core.c"],
             extra_compile_args=flags,
             extra_link_args=[] if sys.platform == "win32" else ["-pthread"],
             optional=True,

@@ -22,9 +22,9 @@ from collections.abc import Callable
 import torch
 
 import torchinit as ti
-from torchinit.experiments.bench import median_seconds
-from torchinit.streams import NormalDist, TruncNormalDist, UniformDist, sample_distribution
-from torchinit.streams.backends import backend_name
+from torchinit._experiments.bench import median_seconds
+from torchinit._streams import NormalDist, TruncNormalDist, UniformDist, sample_distribution
+from torchinit._streams.backends import backend_name
 
 LAYOUTS = {
     "conv (512, 4608, 1, 1)": ((512, 4608, 1, 1), None),

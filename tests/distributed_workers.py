@@ -79,7 +79,7 @@ def _sharded_meta_uneven(world: int) -> nn.Module:
 
 
 def _check_against_single_process(model: nn.Module, reference: nn.Module) -> None:
-    from torchinit.sharding import local_region
+    from torchinit._sharding import local_region
 
     ref = dict(reference.named_parameters())
     for path, param in model.named_parameters():
@@ -200,7 +200,7 @@ def partial_is_rejected(rank: int, world: int, port: int) -> None:
 def fsdp_failure_leaves_the_meta_model(rank: int, world: int, port: int) -> None:
     """A failure while sampling a shard, or while swapping the real shards into the parameters,
     leaves every parameter the same (meta) object; a later materialize then works."""
-    from torchinit.plan.manifest import Record
+    from torchinit._plan.manifest import Record
 
     _setup(rank, world, port)
     try:
@@ -241,7 +241,7 @@ def fsdp_native(rank: int, world: int, port: int) -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    from torchinit.materialize import parameters_on_meta
+    from torchinit._materialize import parameters_on_meta
 
     from .thirdparty import define_torchvision_ops
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import torchinit as ti
-from torchinit.audit import POISON, AuditReport, WriteAudit
+from torchinit._audit import POISON, AuditReport, WriteAudit
 from torchinit.errors import PlanError
 
 PLAN = ti.Plan([ti.Rule(role="weight", init=ti.KaimingNormal()),

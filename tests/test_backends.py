@@ -11,11 +11,11 @@ from torch import nn
 
 import torchinit as ti
 from torchinit.errors import InitializerError
-from torchinit.streams import NormalDist, TruncNormalDist, UniformDist, sample_distribution
-from torchinit.streams import backends
-from torchinit.streams import _core
-from torchinit.streams.compiled import runs, sample_compiled
-from torchinit.streams.regions import normalize_region
+from torchinit._streams import NormalDist, TruncNormalDist, UniformDist, sample_distribution
+from torchinit._streams import backends
+from torchinit._streams import _core
+from torchinit._streams.compiled import runs, sample_compiled
+from torchinit._streams.regions import normalize_region
 
 DISTS = [UniformDist(-1.0, 2.0), NormalDist(0.5, 2.0), TruncNormalDist(0.0, 1.0, -2.0, 2.0),
          TruncNormalDist(1.0, 0.5, -1.0, 3.0), TruncNormalDist(0.0, 0.02, 0.5, 8.0),

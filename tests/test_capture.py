@@ -183,7 +183,7 @@ def test_what_cannot_be_captured_is_reported_with_the_call_and_the_function():
 def test_eager_fallback_keeps_the_models_own_values():
     plan = ti.capture(Table, fallback="eager")
     keep = _rule_for(plan, "pos")
-    assert keep.init is ti.plan.rules.KEEP
+    assert keep.init is ti._plan.rules.KEEP
     built = ti.build(Table, plan, seed=1)
     assert torch.equal(built.pos, Table().pos)
     record = built.torchinit_manifest["pos"]
@@ -237,7 +237,7 @@ def test_a_factory_that_fails_on_meta_names_the_call_and_suggests_eager():
     with pytest.raises(PlanError, match=r"Tensor\.item in ReadsItem\.__init__"):
         ti.build(ReadsItem, "native")
     plan = ti.capture(ReadsItem, fallback="eager")  # recorded for real
-    assert _rule_for(plan, "lin.weight").init is ti.plan.rules.KEEP
+    assert _rule_for(plan, "lin.weight").init is ti._plan.rules.KEEP
     assert "after its values were read" in _rule_for(plan, "lin.weight").label
     assert _rule_for(plan, "lin.bias").init == ti.Uniform(-0.5, 0.5)
 

@@ -207,7 +207,7 @@ def test_explain_prints_provenance_before_allocating(tmp_path):
         "    return nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))\n")
     safetensors_torch.save_file({"0.weight": torch.zeros(4, 4), "0.bias": torch.zeros(4)},
                                 str(tmp_path / "first.safetensors"))
-    out = subprocess.run([sys.executable, "-m", "torchinit.cli", "explain", "models.py:net",
+    out = subprocess.run([sys.executable, "-m", "torchinit._cli", "explain", "models.py:net",
                           "--checkpoint", "first.safetensors"], cwd=tmp_path,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

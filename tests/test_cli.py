@@ -1,8 +1,8 @@
 """Tests of the ``torchinit`` command line.
 
-The entry point runs in a subprocess (``python -m torchinit.cli``) for what depends on the
+The entry point runs in a subprocess (``python -m torchinit._cli``) for what depends on the
 process: exit codes, help, tracebacks, the full runs. The other tests call
-``torchinit.cli.main`` in this process, which is the same code without the ~1.5 s start of a
+``torchinit._cli.main`` in this process, which is the same code without the ~1.5 s start of a
 Python process with torch."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import torchinit as ti
-from torchinit.cli import main
-from torchinit.experiments import DEFAULT_SCHEMES, build_model
+from torchinit._cli import main
+from torchinit._experiments import DEFAULT_SCHEMES, build_model
 
 from .thirdparty import importable
 
@@ -30,16 +30,16 @@ COMMANDS = ("compare", "catalog", "presets", "explain", "inspect", "bench")
 
 
 def run(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m torchinit.cli ARGS`` with this checkout's sources first on the path."""
+    """``python -m torchinit._cli ARGS`` with this checkout's sources first on the path."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"),
                                                       env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "torchinit.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "torchinit._cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
 def invoke(*args: str) -> subprocess.CompletedProcess:
-    """``torchinit.cli.main(args)`` in this process, with its exit code and output."""
+    """``torchinit._cli.main(args)`` in this process, with its exit code and output."""
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main(list(args))
@@ -152,7 +152,7 @@ def test_explain_builtin_model_table_json_and_digest():
 
 
 def test_explain_module_and_file_models(model_file, tmp_path):
-    module = invoke("explain", "torchinit.experiments.models:convnet", "--digest")
+    module = invoke("explain", "torchinit._experiments.models:convnet", "--digest")
     assert module.returncode == 0 and len(module.stdout.strip()) == 64
     for spec in ("build", "Net", "instance"):
         result = invoke("explain", f"{model_file}:{spec}", "--preset", "general-rule")

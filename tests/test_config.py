@@ -14,7 +14,7 @@ from torch import nn
 
 import torchinit as ti
 from torchinit.errors import ConfigError, PlanError
-from torchinit.plan.config import load_plan, plan_from_dict, save_plan
+from torchinit._plan.config import load_plan, plan_from_dict, save_plan
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plan-files.md"
 
@@ -424,7 +424,7 @@ def test_a_failing_write_keeps_the_old_file(tmp_path, monkeypatch):
     def fail(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("torchinit.plan.config.os.replace", fail)
+    monkeypatch.setattr("torchinit._plan.config.os.replace", fail)
     with pytest.raises(OSError, match="disk full"):
         ti.Plan([ti.Rule(init="zeros")]).to_file(path)
     assert path.read_text() == before

@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import torchinit as ti
-from torchinit.cli import main
+from torchinit._cli import main
 from torchinit.errors import ConfigError, UnknownNameError
-from torchinit.experiments import load_dataset
+from torchinit._experiments import load_dataset
 from torchinit.width import CoordCheck, coord_check, forward_requirements
-from torchinit.width.coord import LOGITS
+from torchinit.width._coord import LOGITS
 from torchinit.width.families import (
     HEAD_DIM,
     MAX_LEN,

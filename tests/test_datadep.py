@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import torchinit as ti
-from torchinit.datadep import lsuv, output_bias_prior
-from torchinit.diagnostics import inspect
+from torchinit._datadep import lsuv, output_bias_prior
+from torchinit._diagnostics import inspect
 from torchinit.errors import ConfigError, PlanError
 
 TOL = 0.05

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import torchinit as ti
-from torchinit.diagnostics import Report, Thresholds, inspect
+from torchinit._diagnostics import Report, Thresholds, inspect
 from torchinit.errors import ConfigError
 
 WIDTH = 256
@@ -262,7 +262,7 @@ def test_plot_without_matplotlib_names_the_extra(relu_reports, tmp_path, monkeyp
 
 
 def _synthetic_report(stds, grads, label="r", layer="block.{}.proj") -> Report:
-    from torchinit.diagnostics import LayerStats
+    from torchinit._diagnostics import LayerStats
 
     return Report(tuple(
         LayerStats(index=i, layer=layer.format(i), module_type="Linear", shape=(4, 8), mean=0.0,
@@ -278,7 +278,7 @@ def _legend(ax) -> list[str]:
 
 
 def test_plot_draws_zeros_on_symlog_and_marks_infinite_values(tmp_path):
-    from torchinit.diagnostics.plot import plot_reports
+    from torchinit._diagnostics.plot import plot_reports
 
     inf = math.inf
     report = _synthetic_report([1.0, 0.5, 0.0, 0.0, 0.0, 1e-3], [inf, inf, 1.0, 0.5, 0.2, 1.0])
@@ -294,7 +294,7 @@ def test_plot_draws_zeros_on_symlog_and_marks_infinite_values(tmp_path):
 
 
 def test_plot_without_zeros_keeps_a_log_axis_and_the_legend_unmarked(relu_reports, tmp_path):
-    from torchinit.diagnostics.plot import plot_reports
+    from torchinit._diagnostics.plot import plot_reports
 
     figure = plot_reports([relu_reports["kaiming"]], tmp_path / "plain.png")
     assert [ax.get_yscale() for ax in figure.axes] == ["log", "log"]
@@ -305,7 +305,7 @@ def test_plot_without_zeros_keeps_a_log_axis_and_the_legend_unmarked(relu_report
 def test_plot_draws_the_predicted_line_dashed_darker_and_on_top(relu_reports, tmp_path):
     from matplotlib.colors import to_rgb
 
-    from torchinit.diagnostics.plot import plot_reports
+    from torchinit._diagnostics.plot import plot_reports
 
     figure = plot_reports(list(relu_reports.values()), tmp_path / "lines.png")
     for ax in figure.axes:
@@ -318,7 +318,7 @@ def test_plot_draws_the_predicted_line_dashed_darker_and_on_top(relu_reports, tm
 
 
 def test_plot_names_the_layers_on_the_x_axis(relu_reports, tmp_path):
-    from torchinit.diagnostics.plot import LABEL_CHARS, MAX_LABELS, _short, plot_reports
+    from torchinit._diagnostics.plot import LABEL_CHARS, MAX_LABELS, _short, plot_reports
 
     report = relu_reports["xavier"]
     for ax in plot_reports([report], tmp_path / "names.png").axes:

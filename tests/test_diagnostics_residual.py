@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import torchinit as ti
-from torchinit.diagnostics import Report, inspect
+from torchinit._diagnostics import Report, inspect
 
 from .thirdparty import importable
 

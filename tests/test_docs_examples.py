@@ -190,7 +190,7 @@ def _registries() -> list[dict]:
     """The library's registries that a page may add to (a preset, a layout, a module type)."""
     from torchinit import layouts
     from torchinit.initializers import registry as initializers
-    from torchinit.plan import factories, module_types
+    from torchinit._plan import factories, module_types
     from torchinit.presets import registry as presets
 
     return [presets._PRESETS, layouts._LAYOUTS, initializers._BY_NAME, factories._FACTORIES,

@@ -1,4 +1,4 @@
-"""Tests of torchinit.experiments: datasets, models, schemes, training runs, statistics,
+"""Tests of torchinit._experiments: datasets, models, schemes, training runs, statistics,
 results and outputs; the slow tests reproduce the MNIST and depth findings."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import nn
 
 import torchinit as ti
 from torchinit.errors import ConfigError, PlanError, UnknownNameError
-from torchinit.experiments import (
+from torchinit._experiments import (
     DEFAULT_SCHEMES,
     SCHEMES,
     TrainConfig,
@@ -29,13 +29,13 @@ from torchinit.experiments import (
     train_run,
     write_outputs,
 )
-from torchinit.experiments.bench import run_benchmark
-from torchinit.experiments.datasets import FASHION_CLASSES, Dataset
-from torchinit.experiments.idx import read_idx
-from torchinit.experiments.models import MODELS, build_model, deep_mlp
-from torchinit.experiments.protocol import learning_rate
-from torchinit.experiments.stats import mean_interval, t_quantile
-from torchinit.experiments.synthetic import render_digits
+from torchinit._experiments.bench import run_benchmark
+from torchinit._experiments.datasets import FASHION_CLASSES, Dataset
+from torchinit._experiments.idx import read_idx
+from torchinit._experiments.models import MODELS, build_model, deep_mlp
+from torchinit._experiments.protocol import learning_rate
+from torchinit._experiments.stats import mean_interval, t_quantile
+from torchinit._experiments.synthetic import render_digits
 
 MNIST_DIR = Path(__file__).parents[2] / "shared" / "data" / "mnist"
 
@@ -348,8 +348,8 @@ def test_write_outputs_without_matplotlib(comparison, tmp_path, monkeypatch):
 
 
 def _curve_panel(curves: dict[str, list[float]]):
-    from torchinit.experiments.protocol import RunResult
-    from torchinit.experiments.results import PanelResult, SchemeResult
+    from torchinit._experiments.protocol import RunResult
+    from torchinit._experiments.results import PanelResult, SchemeResult
 
     results = tuple(SchemeResult(SCHEMES[name], (RunResult(0, 0.5, curve[-1], tuple(curve),
                                                            (), 0.0),))
@@ -358,7 +358,7 @@ def _curve_panel(curves: dict[str, list[float]]):
 
 
 def test_loss_curves_zoom_in_on_the_schemes_that_train(tmp_path):
-    from torchinit.experiments.plots import plot_loss_curves
+    from torchinit._experiments.plots import plot_loss_curves
 
     steps = range(100)
     xavier = [2.3 * math.exp(-t / 30) + 0.30 for t in steps]
@@ -381,7 +381,7 @@ def test_loss_curves_zoom_in_on_the_schemes_that_train(tmp_path):
 
 
 def test_loss_curves_without_two_schemes_that_train_have_one_axis(tmp_path):
-    from torchinit.experiments.plots import plot_loss_curves
+    from torchinit._experiments.plots import plot_loss_curves
 
     panel = _curve_panel({"zeros": [2.3] * 50,
                           "kaiming": [2.3 * math.exp(-t / 10) for t in range(50)]})

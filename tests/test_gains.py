@@ -9,7 +9,7 @@ import torch
 
 import torchinit as ti
 from torchinit.errors import InitializerError, UnknownNameError
-from torchinit.gains import GAIN_NAMES
+from torchinit._gains import GAIN_NAMES
 
 TORCH_NAMES = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu"]

@@ -11,7 +11,7 @@ from torch import nn
 
 import torchinit as ti
 from torchinit.errors import ConfigError
-from torchinit.groups import DEFAULT_NO_DECAY, declared_no_decay, describe_groups, param_groups
+from torchinit._groups import DEFAULT_NO_DECAY, declared_no_decay, describe_groups, param_groups
 
 
 def _mlp() -> nn.Sequential:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchinit.groups import param_groups
+from torchinit._groups import param_groups
 
 from .thirdparty import importable
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 import torchinit as ti
-from torchinit.cli import main
+from torchinit._cli import main
 from torchinit.errors import (
     ConfigError,
     FanError,
@@ -35,9 +35,9 @@ from torchinit.errors import (
     PlanError,
     short_repr,
 )
-from torchinit.experiments import idx
-from torchinit.plan.readers import MAX_ALIAS_EXPANSION, MAX_DEPTH, MAX_FILE_BYTES
-from torchinit.plan.regex import LinearRegex
+from torchinit._experiments import idx
+from torchinit._plan.readers import MAX_ALIAS_EXPANSION, MAX_DEPTH, MAX_FILE_BYTES
+from torchinit._plan.regex import LinearRegex
 
 SECONDS, MEGABYTES = 2.0, 200
 

@@ -186,7 +186,7 @@ VARIANCE_SCHEMES = [
 
 
 def _scipy_dist(init: ti.Initializer, fans: ti.Fans):
-    from torchinit.streams import NormalDist, TruncNormalDist, UniformDist
+    from torchinit._streams import NormalDist, TruncNormalDist, UniformDist
 
     d = init.distribution_for(fans)
     if isinstance(d, UniformDist):

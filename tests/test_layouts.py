@@ -1,4 +1,4 @@
-"""Tests of torchinit.layouts: semantic and torch-convention fans of each layer type."""
+"""Tests of torchinit._layouts: semantic and torch-convention fans of each layer type."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch.nn.init import _calculate_fan_in_and_fan_out
 import torchinit
 from torchinit import Block, Fans
 from torchinit.errors import ConfigError, FanError
-from torchinit.layouts import _LAYOUTS, fans, register_layout
+from torchinit._layouts import _LAYOUTS, fans, register_layout
 
 ZOO = {
     "linear": lambda: nn.Linear(7, 5),
@@ -336,7 +336,7 @@ def test_public_reexports():
 @pytest.fixture
 def fresh_assumed_warnings(monkeypatch):
     """Forget which module types have had the once-per-type assumed-fans warning."""
-    monkeypatch.setattr("torchinit.plan.plan._WARNED_ASSUMED", set())
+    monkeypatch.setattr("torchinit._plan.plan._WARNED_ASSUMED", set())
 
 
 def _weights_plan(init: torchinit.Initializer, **rule: str) -> torchinit.Plan:

@@ -20,8 +20,8 @@ import sys, time
 start = time.perf_counter()
 import torch
 import torchinit as ti
-from torchinit.streams import backends
-from torchinit.streams._core import ISA
+from torchinit._streams import backends
+from torchinit._streams._core import ISA
 assert backends.backend_name() == "compiled", backends.backend_name()
 model = ti.build(lambda: torch.nn.Sequential(torch.nn.Linear(512, 512), torch.nn.Conv2d(8, 8, 3)),
                  ti.presets.get("torch"), seed=0)

@@ -18,7 +18,7 @@ from torch import nn
 import torchinit as ti
 import torchinit.presets as presets
 from torchinit.errors import ConfigError, PlanError, UnknownNameError
-from torchinit.layouts import _BUILTIN_LAYOUTS
+from torchinit._layouts import _BUILTIN_LAYOUTS
 
 from .conftest import std_tolerance
 

@@ -16,7 +16,7 @@ from torch import nn
 
 import torchinit as ti
 from torchinit.errors import ConfigError, PlanError
-from torchinit.presets.mamba import InverseSoftplusLogUniform, LogArange
+from torchinit.presets._mamba import InverseSoftplusLogUniform, LogArange
 
 from .native_checks import same_init
 
@@ -351,4 +351,4 @@ def test_bad_option_values_are_refused(name, options, wrong):
 
 
 def test_from_config_knows_the_new_model_types():
-    assert {"t5", "mt5", "umt5", "mamba"} <= set(ti.presets.configs.config_types())
+    assert {"t5", "mt5", "umt5", "mamba"} <= set(ti.presets._configs.config_types())

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import torchinit as ti
-from torchinit.plan.roles import is_norm, norm_reason, roles_of
+from torchinit._plan.roles import is_norm, norm_reason, roles_of
 
 from .thirdparty import importable
 

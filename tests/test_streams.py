@@ -12,10 +12,10 @@ import torch
 
 import torchinit as ti
 from torchinit.errors import InitializerError
-from torchinit.streams import NormalDist, normalize_region, region_shape, sample_distribution
-from torchinit.streams import uniform53
-from torchinit.streams.ndtri import log, ndtri
-from torchinit.streams.philox import philox4x32, philox4x32_scalar
+from torchinit._streams import NormalDist, normalize_region, region_shape, sample_distribution
+from torchinit._streams import uniform53
+from torchinit._streams.ndtri import log, ndtri
+from torchinit._streams.philox import philox4x32, philox4x32_scalar
 
 # Known-answer vectors of Philox4x32-10 (Salmon et al. 2011, Random123 distribution).
 KAT = [
@@ -117,7 +117,7 @@ def test_region_normalization():
 
 def test_chunking_does_not_change_values():
     """Rows longer than a chunk and many short rows produce the same stream."""
-    from torchinit.streams import regions
+    from torchinit._streams import regions
 
     key = ti.Key(9, "c")
     full = sample_distribution(NormalDist(0.0, 1.0), key, (3, 1000))

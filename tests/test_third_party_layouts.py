@@ -13,7 +13,7 @@ from torch import nn
 
 import torchinit as ti
 from torchinit.errors import ConfigError, UnknownNameError
-from torchinit.plan import module_types
+from torchinit._plan import module_types
 
 from .conftest import std_tolerance
 

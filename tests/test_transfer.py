@@ -1,4 +1,4 @@
-"""Tests of the μTransfer experiment (torchinit.experiments.transfer, ``torchinit compare
+"""Tests of the μTransfer experiment (torchinit._experiments.transfer, ``torchinit compare
 --experiment mup``): learning-rate grids, per-group learning rates in training runs, the grid
 runner and its results on tiny widths, the command line; the slow test reproduces μTransfer on
 MNIST (Yang et al. 2022, "Tensor Programs V", Figures 1 and 3)."""
@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from torchinit.errors import ConfigError
-from torchinit.experiments import SCHEMES, TrainConfig, load_dataset, train_run
-from torchinit.experiments import protocol
-from torchinit.experiments.stats import final_loss
-from torchinit.experiments.transfer import (
+from torchinit._experiments import SCHEMES, TrainConfig, load_dataset, train_run
+from torchinit._experiments import protocol
+from torchinit._experiments.stats import final_loss
+from torchinit._experiments.transfer import (
     DEFAULT_LRS,
     DEFAULT_WIDTHS,
     lr_label,

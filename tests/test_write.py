@@ -15,8 +15,8 @@ from torch.overrides import TorchFunctionMode
 import torchinit as ti
 import torchinit.functional as init
 from torchinit.errors import ArgumentTypeError, PlanError, WriteError
-from torchinit.plan.manifest import Record
-from torchinit.plan.write import TAIL_STDS, largest_value
+from torchinit._plan.manifest import Record
+from torchinit._plan.write import TAIL_STDS, largest_value
 
 from .zoo import full_plan
 

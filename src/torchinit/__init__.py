@@ -5,9 +5,9 @@ and deterministic counter-based random streams: the value of every element is a 
 of (seed, parameter path, element index, initializer).
 """
 
-from . import errors, functional, initializers, presets, width
+from . import _moved, errors, functional, initializers, presets, width
 from ._fans import Block, Fans, torch_fans
-from .gains import calculate_gain
+from ._gains import calculate_gain
 from .initializers import (
     Constant,
     DeltaOrthogonal,
@@ -31,19 +31,27 @@ from .initializers import (
     XavierUniform,
     Zeros,
 )
-from .apply import apply
-from .audit import AuditReport, WriteAudit
-from .datadep import lsuv, output_bias_prior
-from .diagnostics import Report, inspect
-from .groups import describe_groups, param_groups
-from .layouts import fans, register_layout
-from .materialize import build, materialize
-from .native import CaptureError, capture
-from .plan import Manifest, Plan, Rule, Select, last_manifest, register_module_type
-from .streams import Key
+from ._apply import apply
+from ._audit import AuditReport, WriteAudit
+from ._datadep import lsuv, output_bias_prior
+from ._diagnostics import Report, Thresholds, inspect
+from ._groups import declared_no_decay, describe_groups, param_groups
+from ._layouts import fans, register_layout
+from ._materialize import build, materialize
+from ._native import CaptureError, capture
+from ._plan import (Manifest, Plan, Rule, Select, last_manifest, register_factory,
+                    register_module_type)
+from ._streams import Key
 from .width import BaseShapes, CoordCheck, coord_check, mup
 
 __version__ = "0.1.0"
+
+_moved.install()
+
+
+def __getattr__(name: str) -> object:
+    """The modules that became private, as attributes (``ti.plan``), with a warning."""
+    return _moved.moved_attribute(__name__, name)
 
 __all__ = [
     "__version__",
@@ -73,14 +81,17 @@ __all__ = [
     "CaptureError",
     "inspect",
     "Report",
+    "Thresholds",
     "lsuv",
     "output_bias_prior",
     "WriteAudit",
     "AuditReport",
     "register_module_type",
+    "register_factory",
     "presets",
     "param_groups",
     "describe_groups",
+    "declared_no_decay",
     "calculate_gain",
     "Initializer",
     "Zeros",

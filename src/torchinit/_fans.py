@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -82,9 +82,9 @@ class Fans:
             return self.fan_avg
         raise InitializerError(f"fan mode must be one of {FAN_MODES}, got {short_repr(mode)}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-safe description (used by manifests)."""
-        out: dict = {"fan_in": self.fan_in, "fan_out": self.fan_out}
+        out: dict[str, Any] = {"fan_in": self.fan_in, "fan_out": self.fan_out}
         if self.receptive_field != 1:
             out["receptive_field"] = self.receptive_field
         if self.blocks:
@@ -130,7 +130,7 @@ def calculate_fan_in_and_fan_out(tensor: torch.Tensor) -> tuple[int, int]:
     return fans.fan_in, fans.fan_out
 
 
-def calculate_correct_fan(tensor: torch.Tensor, mode: FanMode) -> int:
+def calculate_correct_fan(tensor: torch.Tensor, mode: str) -> int:
     """The fan ``mode`` selects (``"fan_in"`` or ``"fan_out"``, any case), as
     ``torch.nn.init._calculate_correct_fan``.
 
@@ -138,9 +138,9 @@ def calculate_correct_fan(tensor: torch.Tensor, mode: FanMode) -> int:
         InitializerError: (a ValueError) for another mode; FanError for fewer than 2
             dimensions.
     """
-    mode = mode.lower()
+    lowered = mode.lower()
     valid_modes = ["fan_in", "fan_out"]
-    if mode not in valid_modes:
-        raise InitializerError(f"Mode {mode} not supported, please use one of {valid_modes}")
+    if lowered not in valid_modes:
+        raise InitializerError(f"Mode {lowered} not supported, please use one of {valid_modes}")
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
-    return fan_in if mode == "fan_in" else fan_out
+    return fan_in if lowered == "fan_in" else fan_out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from types import FrameType
 
 __all__ = ["PACKAGE_DIR", "user_stacklevel"]
 
@@ -13,7 +14,8 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def user_stacklevel() -> int:
     """The ``stacklevel`` of the first frame outside torchinit, for ``warnings.warn``."""
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
         level += 1
         frame = frame.f_back

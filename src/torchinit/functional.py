@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, cast
 
 import torch
 from torch import Tensor
@@ -53,7 +53,7 @@ from ._fans import FanMode
 from ._fans import calculate_correct_fan as _calculate_correct_fan  # noqa: F401  (torch's names)
 from ._fans import calculate_fan_in_and_fan_out as _calculate_fan_in_and_fan_out  # noqa: F401
 from .errors import ArgumentTypeError
-from .gains import Nonlinearity, calculate_gain
+from ._gains import Nonlinearity, calculate_gain
 from .initializers import (
     Constant,
     Dirac,
@@ -71,8 +71,8 @@ from .initializers import (
     XavierUniform,
     Zeros,
 )
-from .plan.write import fill
-from .streams import Key
+from ._plan.write import fill
+from ._streams import Key
 
 __all__ = [
     "calculate_gain",
@@ -387,7 +387,9 @@ def kaiming_uniform_(
     Returns:
         ``tensor``, filled in place.
     """
-    return _fill(tensor, KaimingUniform(negative_slope=a, mode=mode.lower(), nonlinearity=nonlinearity),
+    # torch accepts any case; KaimingUniform checks the lowered name is a FanMode
+    lowered = cast(FanMode, mode.lower())
+    return _fill(tensor, KaimingUniform(negative_slope=a, mode=lowered, nonlinearity=nonlinearity),
                  generator)
 
 
@@ -414,7 +416,9 @@ def kaiming_normal_(
     Returns:
         ``tensor``, filled in place.
     """
-    return _fill(tensor, KaimingNormal(negative_slope=a, mode=mode.lower(), nonlinearity=nonlinearity),
+    # torch accepts any case; KaimingNormal checks the lowered name is a FanMode
+    lowered = cast(FanMode, mode.lower())
+    return _fill(tensor, KaimingNormal(negative_slope=a, mode=lowered, nonlinearity=nonlinearity),
                  generator)
 
 

@@ -7,8 +7,8 @@
 KaimingNormal(negative_slope=0.0, mode='fan_in', nonlinearity='relu')
 """
 
-from .base import ElementwiseInitializer, Initializer, StructuredInitializer
-from .elementwise import (
+from ._base import ElementwiseInitializer, Initializer, StructuredInitializer
+from ._elementwise import (
     Constant,
     Normal,
     Ones,
@@ -17,9 +17,9 @@ from .elementwise import (
     Uniform,
     Zeros,
 )
-from .registry import from_config, get, lookup, names, register
-from .structured import DeltaOrthogonal, Dirac, Eye, Orthogonal, Sparse
-from .variance import (
+from ._registry import from_config, get, lookup, names, register
+from ._structured import DeltaOrthogonal, Dirac, Eye, Orthogonal, Sparse
+from ._variance import (
     GeneralRule,
     KaimingNormal,
     KaimingUniform,

@@ -12,9 +12,9 @@ after it override it: ``ti.presets.get("bert") + [ti.Rule(path="classifier.*", i
 :func:`register`.
 """
 
-from . import factories, frameworks, language, mamba, recipes, residual, vision  # noqa: F401
+from . import _factories, _frameworks, _language, _mamba, _recipes, _residual, _vision  # noqa: F401
 # (importing them registers their factories and presets)
-from .configs import from_config
-from .registry import describe, get, names, register
+from ._configs import from_config
+from ._registry import describe, get, names, register
 
 __all__ = ["get", "names", "register", "describe", "from_config"]

@@ -17,12 +17,12 @@ The multipliers are in the manifest (``record.lr_scale``, ``record.weight_decay_
 
 from torch import nn
 
-from ..plan import Plan
-from ..plan.parametrization import forward_requirements as requirements_of
-from .base_shapes import BaseShape, BaseShapes
-from .coord import CoordCheck, coord_check
-from .mup import MuP, mup
-from .spectral import Spectral
+from .._plan import Plan
+from .._plan.parametrization import forward_requirements as requirements_of
+from ._base_shapes import BaseShape, BaseShapes
+from ._coord import CoordCheck, coord_check
+from ._mup import MuP, mup
+from ._spectral import Spectral
 
 __all__ = ["mup", "MuP", "Spectral", "BaseShapes", "BaseShape", "forward_requirements",
            "coord_check", "CoordCheck"]

@@ -11,8 +11,8 @@ The transformer grows its width by adding heads of a fixed size (``head_dim=16``
 :math:`q \cdot k` by :math:`1/d_{head}` when built for μP (``attn_scale="mup"``, the paper's
 section 4 and appendix D.3) and by :math:`1/\sqrt{d_{head}}` for the standard
 parametrization (``attn_scale="sp"``). :class:`SelfAttention` keeps the factor as the float
-attribute ``scaling`` beside ``head_dim``, where :mod:`torchinit.width.forward` looks: the
-``"sp"`` variant under ``ti.mup`` warns, the ``"mup"`` one does not.
+attribute ``scaling`` beside ``head_dim``, where ``ti.mup`` looks for it: the ``"sp"`` variant
+under ``ti.mup`` warns, the ``"mup"`` one does not.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ class SelfAttention(nn.Module):
     Attributes:
         head_dim: The head size (int).
         n_heads: The number of heads.
-        scaling: The factor :math:`s` (float), read by :mod:`torchinit.width.forward`.
+        scaling: The factor :math:`s` (float), read by
+            :func:`~torchinit.width.forward_requirements`.
     """
 
     def __init__(self, width: int, head_dim: int, attn_scale: AttnScale) -> None:
@@ -103,7 +104,8 @@ class SelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(
             self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x)),
             is_causal=True, scale=self.scaling)
-        return self.out(y.transpose(1, 2).reshape(x.shape))
+        out: torch.Tensor = self.out(y.transpose(1, 2).reshape(x.shape))
+        return out
 
 
 class Block(nn.Module):
@@ -122,7 +124,8 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x))
-        return x + self.ffn(self.ln2(x))
+        out: torch.Tensor = x + self.ffn(self.ln2(x))
+        return out
 
 
 class TransformerLM(nn.Module):
@@ -146,7 +149,8 @@ class TransformerLM(nn.Module):
         x = self.tokens(ids) + self.positions(torch.arange(ids.shape[1], device=ids.device))
         for block in self.blocks:
             x = block(x)
-        return self.readout(self.norm(x))
+        logits: torch.Tensor = self.readout(self.norm(x))
+        return logits
 
 
 def transformer(width: int, *, attn_scale: AttnScale = "mup", n_blocks: int = 2,
@@ -179,8 +183,7 @@ def mlp_batch(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256,
     ``seed``, flattened to ``(N, 784)`` and standardized by the batch's pixel mean and std.
 
     Args:
-        images: ``(M, 1, 28, 28)`` or ``(M, 28, 28)`` images, e.g. a
-            :class:`torchinit.experiments.Dataset`'s ``images``.
+        images: ``(M, 1, 28, 28)`` or ``(M, 28, 28)`` images, e.g. MNIST's training images.
         labels: ``(M,)`` class labels.
         batch_size: Examples in the batch (at most ``M``).
         seed: Seed of the draw.

@@ -1,0 +1,7 @@
+"""``python -m torchinit._cli``: the same as the ``torchinit`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

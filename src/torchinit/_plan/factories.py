@@ -1,0 +1,129 @@
+"""Initializer factories: rules whose initializer depends on the module it meets.
+
+A factory is a named function ``(param: ParamInfo) -> Initializer``, registered here so plans
+and config files can refer to it by name (``{"factory": "torch_default"}``) without executing
+code. The manifest records the initializer each factory produced.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import ConfigError, FanError, UnknownNameError, short_repr, suggest
+from ..initializers import Constant, Initializer, Normal, Ones, Uniform, Zeros
+from .._layouts import fans as layer_fans
+from .roles import NORM_TYPES, is_norm
+from .selectors import ParamInfo
+
+__all__ = ["InitFactory", "register_factory", "factory_names"]
+
+FactoryFn = Callable[[ParamInfo], Initializer]
+_FACTORIES: dict[str, FactoryFn] = {}
+
+
+def register_factory(name: str, fn: FactoryFn | None = None, *,  # type: ignore[no-untyped-def]
+                     replace: bool = False):
+    """Register ``fn(param_info) -> Initializer`` under ``name`` (usable as a decorator).
+
+    Raises:
+        ConfigError: for a function that is not callable, or a name another function already
+            has (plans name factories, so two under one name would change what a plan file
+            means; ``replace=True`` replaces on purpose).
+    """
+    def add(f: FactoryFn) -> FactoryFn:
+        if not callable(f):
+            raise ConfigError(f"factory {name!r} must be callable, got {f!r}")
+        owner = _FACTORIES.get(name)
+        if owner is not None and owner is not f and not replace \
+                and (owner.__module__, owner.__qualname__) != (f.__module__, f.__qualname__):
+            raise ConfigError(f"factory {name!r} is already registered ({owner.__module__}."
+                              f"{owner.__qualname__}); choose another name, or pass"
+                              " replace=True")
+        _FACTORIES[name] = f
+        return f
+
+    return add(fn) if fn is not None else add
+
+
+def factory_names() -> list[str]:
+    """Registered factory names."""
+    return sorted(_FACTORIES)
+
+
+@dataclass(frozen=True)
+class InitFactory:
+    """A reference to a registered factory, by name."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.name not in _FACTORIES:
+            raise UnknownNameError(
+                f"unknown initializer factory {short_repr(self.name)}; known: {factory_names()}."
+                + suggest(self.name, _FACTORIES)
+            )
+
+    def __call__(self, param: ParamInfo) -> Initializer:
+        return _FACTORIES[self.name](param)
+
+    def to_config(self) -> dict[str, str]:
+        return {"factory": self.name}
+
+
+def _symmetric_uniform(bound: float) -> Initializer:
+    return Uniform(-bound, bound) if bound > 0 else Zeros()
+
+
+def _parent_is_attention(param: ParamInfo) -> bool:
+    return bool(param.ancestors) and isinstance(param.ancestors[-1], nn.MultiheadAttention)
+
+
+@register_factory("torch_default")
+def torch_default(param: ParamInfo) -> Initializer:
+    """The distribution ``reset_parameters()`` of torch's own layers draws for this parameter.
+
+    Linear / Conv / ConvTranspose: weight ``kaiming_uniform_(a=sqrt(5))``, i.e.
+    ``U(+-1/sqrt(fan_in))`` with torch's axis-order fan_in; bias ``U(+-1/sqrt(fan_in))`` from the
+    weight. Bilinear: ``U(+-1/sqrt(in1_features))``. Embedding: ``N(0, 1)``. RNN/LSTM/GRU and
+    cells: ``U(+-1/sqrt(hidden_size))``. MultiheadAttention: ``xavier_uniform_`` on the packed
+    or separate projections, zero biases (``out_proj.bias`` too), ``xavier_normal_`` on
+    ``bias_k``/``bias_v``. Norm layers: weight 1, bias 0. PReLU: its ``init`` value.
+    """
+    m, name = param.module, param.name
+    if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear, nn.Embedding,
+                      nn.EmbeddingBag, *NORM_TYPES, nn.PReLU)) and name not in ("weight", "bias"):
+        raise FanError(
+            f"torch_default: {type(m).__name__} has no parameter {name!r} of its own"
+            f" (parameter {param.path!r} was added by a subclass); add a rule for it")
+    if isinstance(m, nn.Linear) and name == "bias" and _parent_is_attention(param):
+        return Zeros()
+    if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+        fan_in = layer_fans(m, "weight", convention="torch").fan_in
+        return _symmetric_uniform(1.0 / math.sqrt(fan_in) if fan_in else 0.0)
+    if isinstance(m, nn.Bilinear):
+        return _symmetric_uniform(1.0 / math.sqrt(m.weight.shape[1]))
+    if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+        return Normal(0.0, 1.0)
+    if isinstance(m, (nn.RNNBase, nn.RNNCellBase)):
+        return _symmetric_uniform(1.0 / math.sqrt(m.hidden_size))
+    if isinstance(m, nn.MultiheadAttention):
+        if name.endswith("bias") and name.startswith("in_proj"):
+            return Zeros()
+        shape = tuple(getattr(m, name).shape)
+        f = layer_fans(m, name, convention="torch") if len(shape) >= 2 else None
+        if name in ("bias_k", "bias_v"):
+            return Normal(0.0, math.sqrt(2.0 / (f.fan_in + f.fan_out)))
+        return _symmetric_uniform(math.sqrt(6.0 / (f.fan_in + f.fan_out)))
+    if is_norm(m):  # torch's norms, and layers with their structure (LlamaRMSNorm)
+        return Zeros() if name in ("bias", "offset", "beta") else Ones()
+    if isinstance(m, nn.PReLU):
+        return Constant(float(m.init))
+    raise FanError(
+        f"torch_default does not know the default initialization of {type(m).__name__}."
+        f"{name} (parameter {param.path!r}); add a rule for it after the torch preset's"
+        " rule (later rules win), or register a factory"
+    )

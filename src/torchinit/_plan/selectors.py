@@ -1,0 +1,203 @@
+"""Selectors: which parameters a rule applies to.
+
+A :class:`Select` combines conditions that must all hold. Every condition is optional; an empty
+selector matches every parameter.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from .._fans import Fans
+from ..errors import ConfigError, short_repr, suggest
+from .module_types import module_types_matching, type_name
+from .regex import LinearRegex
+from .roles import ROLES
+
+__all__ = ["Select", "ParamInfo", "as_select"]
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """What a selector sees of one parameter (under one of its paths)."""
+
+    path: str
+    module: nn.Module
+    name: str
+    ndim: int
+    roles: frozenset[str]
+    fans: Fans | None = None
+    ancestors: tuple[nn.Module, ...] = ()
+
+    def block_names(self) -> tuple[str, ...]:
+        return tuple(b.name for b in self.fans.blocks) if self.fans is not None else ()
+
+
+def _as_tuple(value: Any) -> tuple:
+    if value is None:
+        return ()
+    if isinstance(value, (str, type, int)):
+        return (value,)
+    return tuple(value)
+
+
+def _unescape(glob: str) -> str | None:
+    """The one path a glob matches when it has no wildcard (``[*]`` escapes a literal ``*``),
+    else ``None``."""
+    if not isinstance(glob, str):
+        return None
+    plain = re.sub(r"\[([*?\[])\]", "", glob)
+    if any(c in plain for c in "*?["):
+        return None
+    return re.sub(r"\[([*?\[])\]", r"\1", glob)
+
+
+def _resolve_types(items: tuple, what: str) -> tuple[type[nn.Module], ...]:
+    classes: list[type[nn.Module]] = []
+    for t in items:
+        if isinstance(t, str):
+            classes.extend(module_types_matching(t))
+        elif isinstance(t, type) and issubclass(t, nn.Module):
+            classes.append(t)
+        else:
+            raise ConfigError(f"selector {what} must be a module class or a name,"
+                              f" got {short_repr(t)}")
+    return tuple(classes)
+
+
+@dataclass(frozen=True)
+class Select:
+    """Conditions on a parameter; all given ones must hold.
+
+    Args:
+        type: Module class(es) (subclasses match too) or registered names/globs such as
+            ``"Linear"`` or ``"Conv*"``.
+        path: fnmatch glob(s) on the full dotted parameter path, e.g. ``"encoder.*.weight"``.
+        regex: Regular expression searched in the full path, with ``re.search``'s answer
+            but in linear time; constructs that need backtracking (backreferences,
+            lookarounds, ``\\b``) are refused.
+        name: Glob(s) on the parameter's own name: ``"weight"``, ``"bias"``, ``"weight_ih_l*"``.
+        role: Role(s) (any of them): weight, bias, norm, scale, embedding, input, recurrent,
+            projection, prelu, layer_scale.
+        ndim: Number(s) of dimensions.
+        within: Module class(es) or names/globs of which some enclosing module (not the owner
+            itself) must be an instance, e.g. ``Select(type="Linear", within="MultiheadAttention")``.
+        block: Name of one block of a fused parameter (e.g. ``"f"``, the LSTM forget gate, or
+            ``"q"``); the rule then applies to that block's rows only.
+    """
+
+    type: tuple = field(default=(), compare=False)
+    path: tuple[str, ...] = field(default=())
+    regex: str | None = None
+    name: tuple[str, ...] = field(default=())
+    role: tuple[str, ...] = field(default=())
+    ndim: tuple[int, ...] = field(default=())
+    within: tuple = field(default=(), compare=False)
+    block: str | None = None
+    # Selectors compare by the classes they resolve to: "Linear" == nn.Linear.
+    _classes: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False)
+    _within: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False)
+    _regex: LinearRegex | None = field(default=None, init=False, repr=False, compare=False)
+    # exact paths (no glob characters) are looked up in a set: captured plans list thousands
+    _exact: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+    _globs: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for key in ("type", "within"):
+            object.__setattr__(self, key, _as_tuple(getattr(self, key)))
+            object.__setattr__(self, f"_{'classes' if key == 'type' else key}",
+                               _resolve_types(getattr(self, key), key))
+        object.__setattr__(self, "path", _as_tuple(self.path))
+        object.__setattr__(self, "_exact", frozenset(
+            _unescape(g) for g in self.path if _unescape(g) is not None))
+        object.__setattr__(self, "_globs", tuple(g for g in self.path if _unescape(g) is None))
+        object.__setattr__(self, "name", _as_tuple(self.name))
+        object.__setattr__(self, "role", _as_tuple(self.role))
+        object.__setattr__(self, "ndim", _as_tuple(self.ndim))
+        for r in self.role:
+            if r not in ROLES:
+                raise ConfigError(f"unknown role {short_repr(r)}; roles are {ROLES}."
+                                  + suggest(r, ROLES))
+        for n in self.ndim:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ConfigError(f"selector ndim must be non-negative ints, got {short_repr(n)}")
+        if self.regex is not None:
+            object.__setattr__(self, "_regex", LinearRegex(self.regex))
+        if self.block is not None and not isinstance(self.block, str):
+            raise ConfigError(f"selector block must be a block name, got {short_repr(self.block)}")
+
+    def matches(self, p: ParamInfo) -> bool:
+        """Whether every given condition holds for ``p`` (the block condition: ``p`` has it)."""
+        if self._classes and not isinstance(p.module, self._classes):
+            return False
+        if self._within and not any(isinstance(a, self._within) for a in p.ancestors):
+            return False
+        if self.path and p.path not in self._exact \
+                and not any(fnmatch.fnmatchcase(p.path, g) for g in self._globs):
+            return False
+        if self._regex is not None and not self._regex.search(p.path):
+            return False
+        if self.name and not any(fnmatch.fnmatchcase(p.name, g) for g in self.name):
+            return False
+        if self.role and not p.roles.intersection(self.role):
+            return False
+        if self.ndim and p.ndim not in self.ndim:
+            return False
+        return self.block is None or self.block in p.block_names()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form; module types by their registered names."""
+        out: dict[str, Any] = {}
+        for key in ("type", "within"):
+            names = [t if isinstance(t, str) else type_name(t) for t in getattr(self, key)]
+            if names:
+                out[key] = names[0] if len(names) == 1 else names
+        for key in ("path", "name", "role", "ndim"):
+            value = getattr(self, key)
+            if value:
+                out[key] = value[0] if len(value) == 1 else list(value)
+        if self.regex is not None:
+            out["regex"] = self.regex
+        if self.block is not None:
+            out["block"] = self.block
+        return out
+
+    def describe(self) -> str:
+        """Short human description, e.g. ``type=Linear name=bias`` (classes by their names,
+        registered or not)."""
+        fields = {k: getattr(self, k) for k in SELECT_KEYS}
+        parts = []
+        for key, value in fields.items():
+            items = value if isinstance(value, tuple) else (value,)
+            shown = [v if isinstance(v, str) else getattr(v, "__name__", str(v))
+                     for v in items if v is not None]
+            if shown:
+                parts.append(f"{key}={shown[0] if len(shown) == 1 else ','.join(map(str, shown))}")
+        return " ".join(parts) if parts else "every parameter"
+
+
+SELECT_KEYS = ("type", "within", "path", "regex", "name", "role", "ndim", "block")
+
+
+def as_select(match: Select | Mapping[str, Any] | None) -> Select:
+    """Accept a :class:`Select`, a dict of its fields, or None (match everything)."""
+    if match is None:
+        return Select()
+    if isinstance(match, Select):
+        return match
+    if isinstance(match, Mapping):
+        unknown = sorted(set(match) - set(SELECT_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"unknown selector key(s) {unknown}; selectors take {list(SELECT_KEYS)}."
+                + "".join(suggest(u, SELECT_KEYS) for u in unknown)
+            )
+        return Select(**match)
+    raise ConfigError(
+        f"a selector must be a Select or a dict of its fields, got {short_repr(match)}")

@@ -1,7 +1,0 @@
-"""``python -m torchinit.cli``: the same as the ``torchinit`` command."""
-
-import sys
-
-from . import main
-
-sys.exit(main())
