@@ -260,7 +260,7 @@ def test_register_a_preset_as_decorator_and_refuse_clashes():
         with pytest.raises(ConfigError, match="callable"):
             presets.register("test-other", 3)
     finally:
-        presets.registry._PRESETS.pop("test-zeros")
+        presets._registry._PRESETS.pop("test-zeros")
 
 
 def test_presets_survive_the_config_round_trip():
