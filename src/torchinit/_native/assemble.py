@@ -16,15 +16,18 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from .._fans import FanConvention
 from ..errors import FanError, InitializerError
 from ..initializers import Constant, Initializer, Normal, Ones, TruncatedNormal, Uniform, Zeros
 from .._layouts import fans as layer_fans
 from .._plan.plan import Plan
-from .._plan.rules import KEEP, Rule
+from .._plan.rules import KEEP, Keep, Rule
+from .calls import Region
 from .fold import Const, Dist, Empty, Scheme, State, Unknown, _given, fold
 from .recorder import Recorder, region_of
 
@@ -54,14 +57,15 @@ class Captured:
     shape: tuple[int, ...]
     module_type: str
     init: Initializer | None
-    fans: str = "semantic"
-    blocks: tuple[tuple[str, Initializer, str], ...] = ()
+    fans: FanConvention = "semantic"
+    blocks: tuple[tuple[str, Initializer, FanConvention], ...] = ()
     label: str = ""
     miss: Miss | None = None
     zeroes_padding: bool | None = None  # for an Embedding with padding_idx
 
 
-def _initializer(state: State, module: nn.Module, name: str) -> tuple[Initializer, str] | Miss:
+def _initializer(state: State, module: nn.Module, name: str
+                 ) -> tuple[Initializer, FanConvention] | Miss:
     """The catalog initializer (and fan convention) that draws what ``state`` describes."""
     state = _given(state)
     if isinstance(state, Const):
@@ -85,7 +89,7 @@ def _initializer(state: State, module: nn.Module, name: str) -> tuple[Initialize
     return Miss(state.reason, state.where, state.site)
 
 
-def _constant(value: float) -> tuple[Initializer, str] | Miss:
+def _constant(value: float) -> tuple[Initializer, FanConvention] | Miss:
     if value in (0.0, 1.0):
         return (Zeros() if value == 0 else Ones()), "semantic"
     if not math.isfinite(value):
@@ -93,7 +97,7 @@ def _constant(value: float) -> tuple[Initializer, str] | Miss:
     return Constant(value), "semantic"
 
 
-def _distribution(d: Dist) -> tuple[Initializer, str] | Miss:
+def _distribution(d: Dist) -> tuple[Initializer, FanConvention] | Miss:
     lo, hi = d.support()
     if lo == hi:
         return _constant(lo)
@@ -108,7 +112,7 @@ def _distribution(d: Dist) -> tuple[Initializer, str] | Miss:
     return TruncatedNormal(d.shift, abs(d.scale), lo, hi), "semantic"
 
 
-def _rows(region: tuple, param: torch.Tensor) -> tuple[int, int] | None:
+def _rows(region: Region, param: torch.Tensor) -> tuple[int, int] | None:
     """The rows ``[a, b)`` a region of ``param``'s storage covers, if it is whole rows."""
     offset, sizes, strides = region
     if not param.is_contiguous() or param.dim() == 0:
@@ -132,7 +136,8 @@ def captured_params(model: nn.Module, recorder: Recorder) -> list[Captured]:
 
 def _capture_one(path: str, param: nn.Parameter, module: nn.Module, name: str,
                  recorder: Recorder) -> Captured:
-    base = dict(path=path, shape=tuple(param.shape), module_type=type(module).__name__)
+    base: dict[str, Any] = dict(path=path, shape=tuple(param.shape),
+                                module_type=type(module).__name__)
     log = recorder.log_of(param)
     if log is None:
         return Captured(**base, init=None, miss=Miss("no code of the model wrote it while it was"
@@ -149,7 +154,7 @@ def _capture_one(path: str, param: nn.Parameter, module: nn.Module, name: str,
     padding = getattr(module, "padding_idx", None) \
         if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and name == "weight" else None
     zeroes_padding = None if padding is None else False
-    blocks: list[tuple[str, Initializer, str]] = []
+    blocks: list[tuple[str, Initializer, FanConvention]] = []
     main: State | None = None
     for region, state in segments:
         if region is None or region == own:
@@ -219,7 +224,8 @@ def _compress(paths: list[str], every: Iterable[str]) -> tuple[str, ...]:
 def plan_from(model: nn.Module, captured: list[Captured], name: str | None = None) -> Plan:
     """A plan with one rule per distinct captured initializer (parameters that cannot be
     captured get a ``keep`` rule; callers decide whether that is allowed)."""
-    groups: dict[tuple, list[str]] = defaultdict(list)
+    groups: dict[tuple[Initializer | Keep, FanConvention, str, str | None], list[str]] = \
+        defaultdict(list)
     padded = [c for c in captured if c.zeroes_padding is not None]
     zero_padding = all(c.zeroes_padding for c in padded)
     odd = set() if zero_padding else {c.path for c in padded if c.zeroes_padding}
@@ -242,10 +248,11 @@ def plan_from(model: nn.Module, captured: list[Captured], name: str | None = Non
         if canonical[id(p)] != path:
             aliases[canonical[id(p)]].append(path)
     rules = []
-    for (init, fans, label, block), paths in groups.items():
+    for (rule_init, convention, label, block_name), paths in groups.items():
         paths = [a for p in paths for a in (p, *aliases[p])]  # tied: one rule for every name
-        match = {"path": _compress(paths, every)}
-        if block is not None:
-            match["block"] = block
-        rules.append(Rule(match, init=init, fan_convention=fans, label=label, optional=True))
+        match: dict[str, tuple[str, ...] | str] = {"path": _compress(paths, every)}
+        if block_name is not None:
+            match["block"] = block_name
+        rules.append(Rule(match, init=rule_init, fan_convention=convention, label=label,
+                          optional=True))
     return Plan(rules, zero_padding=zero_padding, name=name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -44,7 +45,7 @@ def _post_order(module: nn.Module) -> Iterator[nn.Module]:
     yield module
 
 
-def _takes_no_arguments(fn: Callable) -> bool:
+def _takes_no_arguments(fn: Callable[..., Any]) -> bool:
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -58,18 +59,25 @@ def _is_transformers_model(module: nn.Module) -> bool:
                for c in type(module).__mro__) and hasattr(module, "_init_weights")
 
 
+def _own_init(module: nn.Module) -> Callable[[nn.Module], None]:
+    """A transformers model's ``_init_weights`` (a method; torch's stubs type attributes as
+    tensors or modules)."""
+    return cast(Callable[[nn.Module], None], module._init_weights)
+
+
 def _model_init(model: nn.Module) -> None:
     if _is_transformers_model(model):
-        _transformers_init(model, model._init_weights)
-    elif callable(getattr(model, "init_weights", None)) and _takes_no_arguments(
-            model.init_weights):
-        model.init_weights()
+        _transformers_init(model, _own_init(model))
+        return
+    init_weights = getattr(model, "init_weights", None)
+    if callable(init_weights) and _takes_no_arguments(init_weights):
+        init_weights()
 
 
 def _transformers_init(module: nn.Module, init_fn: Callable[[nn.Module], None]) -> None:
     """transformers' own traversal: children first, each sub-model with its own init."""
     for child in module.children():
-        _transformers_init(child, child._init_weights if _is_transformers_model(child)
+        _transformers_init(child, _own_init(child) if _is_transformers_model(child)
                            else init_fn)
     init_fn(module)
 

@@ -115,7 +115,8 @@ class Recorder(TorchFunctionMode):
         self.failure: tuple[str, str, str] | None = None  # (op, where, site) of a failing call
 
     # -- the mode --------------------------------------------------------------------------------
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         try:
             after = self._before(func, args, kwargs)

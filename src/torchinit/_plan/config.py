@@ -17,8 +17,6 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from functools import reduce
-from operator import getitem
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +56,7 @@ _DUMPERS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 # -- schema ------------------------------------------------------------------------------------
-def _check_keys(data: Mapping, allowed: tuple[str, ...], path: FieldPath, source: Source,
+def _check_keys(data: Mapping[Any, Any], allowed: tuple[str, ...], path: FieldPath, source: Source,
                 what: str) -> None:
     for key in data:
         if key not in allowed:
@@ -108,7 +106,8 @@ _SELECTOR_FIELDS: _Checks = {
 }
 
 
-def _check_fields(data: Mapping, checks: _Checks, path: FieldPath, source: Source) -> None:
+def _check_fields(data: Mapping[str, Any], checks: _Checks, path: FieldPath,
+                  source: Source) -> None:
     for key, (ok, expected) in checks.items():
         if key in data:
             _expect(ok(data[key]), data[key], (*path, key), source, expected)
@@ -231,7 +230,9 @@ def _build_rule(rule: Mapping[str, Any], path: FieldPath, source: Source) -> Rul
         return Rule.from_dict(rule)
     except _BUILD_ERRORS as err:
         where = _culprit(rule, path)
-        value = reduce(getitem, where[len(path):], rule)
+        value: Any = rule  # the culprit: the value at ``where`` inside ``rule``
+        for key in where[len(path):]:
+            value = value[key]
         hint = _yaml_number_hint(value) if source.fmt == "YAML" else ""
         raise source.error(where, f"{err}{hint}") from None
 

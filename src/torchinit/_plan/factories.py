@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar, overload
 
 from torch import nn
 
@@ -23,10 +24,20 @@ __all__ = ["InitFactory", "register_factory", "factory_names"]
 
 FactoryFn = Callable[[ParamInfo], Initializer]
 _FACTORIES: dict[str, FactoryFn] = {}
+_F = TypeVar("_F", bound=FactoryFn)
 
 
-def register_factory(name: str, fn: FactoryFn | None = None, *,  # type: ignore[no-untyped-def]
-                     replace: bool = False):
+@overload
+def register_factory(name: str, fn: None = None, *, replace: bool = False
+                     ) -> Callable[[_F], _F]: ...
+
+
+@overload
+def register_factory(name: str, fn: _F, *, replace: bool = False) -> _F: ...
+
+
+def register_factory(name: str, fn: _F | None = None, *, replace: bool = False
+                     ) -> _F | Callable[[_F], _F]:
     """Register ``fn(param_info) -> Initializer`` under ``name`` (usable as a decorator).
 
     Raises:
@@ -34,7 +45,7 @@ def register_factory(name: str, fn: FactoryFn | None = None, *,  # type: ignore[
             has (plans name factories, so two under one name would change what a plan file
             means; ``replace=True`` replaces on purpose).
     """
-    def add(f: FactoryFn) -> FactoryFn:
+    def add(f: _F) -> _F:
         if not callable(f):
             raise ConfigError(f"factory {name!r} must be callable, got {f!r}")
         owner = _FACTORIES.get(name)
@@ -114,7 +125,12 @@ def torch_default(param: ParamInfo) -> Initializer:
         if name.endswith("bias") and name.startswith("in_proj"):
             return Zeros()
         shape = tuple(getattr(m, name).shape)
-        f = layer_fans(m, name, convention="torch") if len(shape) >= 2 else None
+        if len(shape) < 2:
+            raise FanError(
+                f"torch_default: {type(m).__name__} has no {len(shape)}-dimensional parameter"
+                f" {name!r} of its own (parameter {param.path!r} was added by a subclass); add a"
+                " rule for it")
+        f = layer_fans(m, name, convention="torch")
         if name in ("bias_k", "bias_v"):
             return Normal(0.0, math.sqrt(2.0 / (f.fan_in + f.fan_out)))
         return _symmetric_uniform(math.sqrt(6.0 / (f.fan_in + f.fan_out)))

@@ -36,7 +36,7 @@ class BlockEntry:
     rule_label: str
     init: Initializer
     fans: Fans | None
-    std: float
+    std: float | None  # None for a block with no elements, as for a record
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "rows": [self.start, self.stop], "rule": self.rule,
@@ -389,7 +389,8 @@ class Manifest:
     def table(self) -> str:
         """A fixed-width table for people: path, shape, initializer, fans, std, rule."""
         scaled = any(r.width is not None or r.lr_scale != 1.0 for r in self.records)
-        rows = [("parameter", "shape", "init", "fans in/out", "std", "rule")]
+        rows: list[tuple[str, ...]] = [
+            ("parameter", "shape", "init", "fans in/out", "std", "rule")]
         if scaled:
             rows[0] += ("lr",)
         for r in self.records:
@@ -407,8 +408,8 @@ class Manifest:
                 "*" if r.fans.assumed else "")
             std = "-" if r.std is None else f"{r.std * r.scale:.4g}"
             path = r.path + (f" (= {', '.join(r.aliases)})" if r.aliases else "")
-            row = (path, "x".join(map(str, r.shape)) or "scalar", init, fans, std,
-                   r.rule_label or "-")
+            row: tuple[str, ...] = (path, "x".join(map(str, r.shape)) or "scalar", init, fans,
+                                    std, r.rule_label or "-")
             if scaled:
                 row += (f"x{r.lr_scale:.4g}" + (f" ({r.width})" if r.width else ""),)
             rows.append(row)

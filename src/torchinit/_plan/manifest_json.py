@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, overload
 
 from .._json import NON_FINITE
-from .._fans import Block, Fans
+from .._fans import Block, FanConvention, Fans
 from ..errors import SHORT_REPR_LIMIT, ConfigError, TorchinitError, short_repr
 from ..initializers import Initializer, from_config
 from .._streams import Key
@@ -22,6 +22,7 @@ from .manifest import BlockEntry, Manifest, Record
 __all__ = ["manifest_from_json", "record_from_dict"]
 
 _T = TypeVar("_T")
+_D = TypeVar("_D")
 _REQUIRED = object()
 
 
@@ -29,15 +30,24 @@ def _fail(where: str, expected: str, value: Any) -> ConfigError:
     return ConfigError(f"manifest JSON: {where} must be {expected}, got {short_repr(value)}")
 
 
-def _field(d: dict, key: str, where: str, parse: Callable[[Any, str], _T],
-           default: Any = _REQUIRED) -> _T:
+@overload
+def _field(d: dict[str, Any], key: str, where: str, parse: Callable[[Any, str], _T]) -> _T: ...
+
+
+@overload
+def _field(d: dict[str, Any], key: str, where: str, parse: Callable[[Any, str], _T],
+           default: _D) -> _T | _D: ...
+
+
+def _field(d: dict[str, Any], key: str, where: str, parse: Callable[[Any, str], _T],
+           default: Any = _REQUIRED) -> Any:
     name = f"{where}.{key}" if where else key
     if key not in d:
         if default is _REQUIRED:
             raise ConfigError(f"manifest JSON: {name} is missing")
         return default
     if d[key] is None and default is None:
-        return None  # type: ignore[return-value]
+        return None
     return parse(d[key], name)
 
 
@@ -60,9 +70,10 @@ _bool = _instance(bool, "true or false")
 
 
 def _count(value: Any, where: str) -> int:
-    if _int(value, where) < 0:
+    count = _int(value, where)
+    if count < 0:
         raise _fail(where, "a non-negative integer", value)
-    return value
+    return count
 
 
 def _number(value: Any, where: str) -> float:
@@ -76,6 +87,11 @@ def _number(value: Any, where: str) -> float:
         return float(value)
     except OverflowError:
         raise _fail(where, "a number within float range", value) from None
+
+
+def _convention(value: Any, where: str) -> FanConvention:
+    """A fan convention: a string, kept as it is (``Fans`` does not check it)."""
+    return cast(FanConvention, _str(value, where))
 
 
 def _list(parse: Callable[[Any, str], _T]) -> Callable[[Any, str], tuple[_T, ...]]:
@@ -109,7 +125,7 @@ def _fans(value: Any, where: str) -> Fans:
                     _field(d, "receptive_field", where, _count, 1),
                     _field(d, "blocks", where, _list(_block), ()),
                     _field(d, "assumed", where, _bool, False),
-                    _field(d, "convention", where, _str, "semantic"))
+                    _field(d, "convention", where, _convention, "semantic"))
     except ConfigError:
         raise
     except TorchinitError as err:

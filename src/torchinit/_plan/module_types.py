@@ -90,7 +90,7 @@ def _import_third_party(name: str) -> type[nn.Module]:
     qualified = _THIRD_PARTY[name]
     module_name, _, class_name = qualified.rpartition(".")
     try:
-        return getattr(importlib.import_module(module_name), class_name)
+        cls: type[nn.Module] = getattr(importlib.import_module(module_name), class_name)
     except Exception as err:  # a missing or broken install of the other library, or an old one
         raise UnknownNameError(
             f"module type {name!r} is {qualified}, which cannot be imported here"
@@ -98,6 +98,7 @@ def _import_third_party(name: str) -> type[nn.Module]:
             f" {module_name.partition('.')[0]}, or register the class you mean with"
             f" torchinit.register_module_type(cls, name={name!r})."
         ) from err
+    return cls
 
 
 def module_types_matching(pattern: str) -> tuple[type[nn.Module], ...]:

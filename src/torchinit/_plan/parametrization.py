@@ -104,7 +104,7 @@ class Parametrization(ABC):
         """The JSON-safe form, ``{"parametrization": name, ...options}``."""
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_config() == other.to_config()  # type: ignore[union-attr]
+        return type(other) is type(self) and self.to_config() == other.to_config()
 
     def __hash__(self) -> int:
         return hash(repr(sorted(self.to_config().items(), key=lambda kv: kv[0])))

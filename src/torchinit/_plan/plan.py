@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import nn
 
-from .._fans import Fans
+from .._fans import FanConvention, Fans
 from .._deprecation import deprecated_alias
 from .._stack import user_stacklevel
 from ..errors import (
@@ -105,7 +105,7 @@ class Plan:
 
     def __init__(
         self,
-        rules: Iterable[Rule | dict] = (),
+        rules: Iterable[Rule | dict[str, Any]] = (),
         on_unmatched: OnUnmatched = "error",
         zero_padding: bool = True,
         name: str | None = None,
@@ -269,7 +269,7 @@ class Plan:
         reason = norm_reason(info.module) if "norm" in info.roles else None
         if reason:
             notes.append(f"norm role: {reason}")
-        base = dict(
+        base: dict[str, Any] = dict(
             path=info.path, shape=tuple(param.tensor.shape),
             dtype=str(param.tensor.dtype).removeprefix("torch."),
             module_type=type(info.module).__name__,
@@ -285,7 +285,8 @@ class Plan:
             record = Record(**base)
             if blocks:
                 covered = {b.name for b in blocks}
-                missing = [b.name for b in info.fans.blocks if b.name not in covered]
+                fused = info.fans.blocks if info.fans is not None else ()  # blocks: fans has them
+                missing = [b.name for b in fused if b.name not in covered]
                 record = replace(record, key=Key(seed, info.path), blocks=tuple(blocks),
                                  notes=(*base["notes"], f"blocks {missing} match no rule"))
             return record
@@ -302,9 +303,9 @@ class Plan:
                 and info.name == "weight" and info.module.padding_idx is not None:
             zero_rows = (info.module.padding_idx % param.tensor.shape[0],)
         std, bound = _moments(init, fans, tuple(param.tensor.shape))
-        note = _fans_note(self.rules[winner].fan_convention, init, fans, info.fans)
-        if note:
-            base["notes"] = (*base["notes"], note)
+        fans_note = _fans_note(self.rules[winner].fan_convention, init, fans, info.fans)
+        if fans_note:
+            base["notes"] = (*base["notes"], fans_note)
         return Record(**base, rule=winner, rule_label=labels[winner], init=init, fans=fans,
                       std=std, bound=bound, key=Key(seed, info.path), blocks=entries,
                       tags=rule.tags, zero_rows=zero_rows)
@@ -330,7 +331,7 @@ class Plan:
         return {"lr_scale": scales.lr, "weight_decay_scale": scales.weight_decay,
                 "width": scales.kind, "note": note}
 
-    def _rule_effect(self, index: int | None) -> tuple | None:
+    def _rule_effect(self, index: int | None) -> tuple[object, FanConvention] | None:
         """What a rule does (initializer and fan convention), to compare rules across aliases."""
         return None if index is None else (self.rules[index].init, self.rules[index].fan_convention)
 
@@ -360,6 +361,7 @@ class Plan:
             elif isinstance(rule.init, Parametrization):
                 init = rule.init.initializer(info)
             else:
+                assert not isinstance(rule.init, Keep), "keep rules are skipped before this"
                 init = rule.init
             fans = None
             if isinstance(rule.init, Parametrization):  # the fans its scales came from

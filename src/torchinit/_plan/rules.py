@@ -178,7 +178,7 @@ class Rule:
     def __hash__(self) -> int:
         return hash(self._identity())
 
-    def _identity(self) -> tuple:
+    def _identity(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in RULE_FIELDS)
 
     def __repr__(self) -> str:

@@ -10,7 +10,7 @@ import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from torch import nn
 
@@ -21,6 +21,11 @@ from .regex import LinearRegex
 from .roles import ROLES
 
 __all__ = ["Select", "ParamInfo", "as_select"]
+
+# Aliases for Select's annotations, inside which its field ``type`` hides the builtin.
+_ModuleSpecs: TypeAlias = tuple[type[nn.Module] | str, ...]
+"""Module classes or registered names/globs, as ``Select(type=..., within=...)`` keeps them."""
+_ModuleClasses: TypeAlias = tuple[type[nn.Module], ...]
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class ParamInfo:
         return tuple(b.name for b in self.fans.blocks) if self.fans is not None else ()
 
 
-def _as_tuple(value: Any) -> tuple:
+def _as_tuple(value: Any) -> tuple[Any, ...]:
     if value is None:
         return ()
     if isinstance(value, (str, type, int)):
@@ -58,7 +63,7 @@ def _unescape(glob: str) -> str | None:
     return re.sub(r"\[([*?\[])\]", r"\1", glob)
 
 
-def _resolve_types(items: tuple, what: str) -> tuple[type[nn.Module], ...]:
+def _resolve_types(items: tuple[Any, ...], what: str) -> tuple[type[nn.Module], ...]:
     classes: list[type[nn.Module]] = []
     for t in items:
         if isinstance(t, str):
@@ -92,17 +97,17 @@ class Select:
             ``"q"``); the rule then applies to that block's rows only.
     """
 
-    type: tuple = field(default=(), compare=False)
+    type: _ModuleSpecs = field(default=(), compare=False)
     path: tuple[str, ...] = field(default=())
     regex: str | None = None
     name: tuple[str, ...] = field(default=())
     role: tuple[str, ...] = field(default=())
     ndim: tuple[int, ...] = field(default=())
-    within: tuple = field(default=(), compare=False)
+    within: _ModuleSpecs = field(default=(), compare=False)
     block: str | None = None
     # Selectors compare by the classes they resolve to: "Linear" == nn.Linear.
-    _classes: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False)
-    _within: tuple[type[nn.Module], ...] = field(default=(), init=False, repr=False)
+    _classes: _ModuleClasses = field(default=(), init=False, repr=False)
+    _within: _ModuleClasses = field(default=(), init=False, repr=False)
     _regex: LinearRegex | None = field(default=None, init=False, repr=False, compare=False)
     # exact paths (no glob characters) are looked up in a set: captured plans list thousands
     _exact: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)

@@ -148,7 +148,7 @@ def _overlaps(tensor: torch.Tensor) -> bool:
 def _problems(w: _Write, allocated: bool) -> list[str]:
     """Why ``w`` cannot be written (empty when it can)."""
     record, tensor = w.record, w.tensor
-    if allocated and record.kept and math.prod(record.shape):
+    if allocated and record.kept and math.prod(record.shape) != 0:
         return ["it keeps its values (no rule matched), but it gets new storage that has none;"
                 " give it a rule"]
     if w.skip:

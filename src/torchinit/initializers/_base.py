@@ -9,7 +9,7 @@ import numbers
 import sys
 from dataclasses import dataclass
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -99,6 +99,9 @@ class Initializer(abc.ABC):
       directly. Structured schemes (orthogonal, sparse) build whole blocks, then slice.
     """
 
+    if TYPE_CHECKING:  # every concrete initializer is a dataclass (``dataclasses.fields``)
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
     name: ClassVar[str] = ""
     formula: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
@@ -111,7 +114,7 @@ class Initializer(abc.ABC):
     def to_config(self) -> dict[str, Any]:
         """JSON-safe dict ``{"name": ..., **arguments}``; see ``initializers.from_config``."""
         config: dict[str, Any] = {"name": self.name}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, numbers.Real) and not isinstance(value, (bool, int)):
                 value = float(value)  # numpy scalars become JSON-safe floats
@@ -306,7 +309,8 @@ class ElementwiseInitializer(Initializer):
     def bound(self, fans: Fans | None = None, shape: Sequence[int] | None = None) -> float:
         return self.distribution_for(self._fans_for_moments(fans, shape)).bound()
 
-    def _sample(self, shape, key, fans, region, out):  # type: ignore[no-untyped-def]
+    def _sample(self, shape: tuple[int, ...], key: Key, fans: Fans | None,
+                region: tuple[slice, ...], out: torch.Tensor) -> torch.Tensor:
         return sample_distribution(self.distribution_for(fans), key, shape, region, out=out)
 
 
@@ -333,7 +337,8 @@ class StructuredInitializer(Initializer):
             return [(b.name, b.start, b.stop) for b in fans.blocks]
         return [("", 0, shape[0] if shape else 1)]
 
-    def _sample(self, shape, key, fans, region, out):  # type: ignore[no-untyped-def]
+    def _sample(self, shape: tuple[int, ...], key: Key, fans: Fans | None,
+                region: tuple[slice, ...], out: torch.Tensor) -> torch.Tensor:
         rows = range(region[0].start, region[0].stop, region[0].step)
         for name, start, stop in self._blocks(shape, fans):
             found = block_rows(rows, start, stop)
@@ -343,7 +348,8 @@ class StructuredInitializer(Initializer):
             block_key = key.child(name) if name else key
             block = self._generate((stop - start, *shape[1:]), block_key)
             within = slice(chosen.start - start, chosen.stop - start, chosen.step)
-            out[local] = block[(within, *region[1:])].to(device=out.device, dtype=out.dtype)
+            index = (within, *region[1:])
+            out[local] = block[index].to(device=out.device, dtype=out.dtype)
         return out
 
     @abc.abstractmethod

@@ -67,7 +67,7 @@ def get(name: str, **kwargs: Any) -> Initializer:
         KaimingNormal(negative_slope=0.0, mode='fan_in', nonlinearity='relu')
     """
     cls = lookup(name)
-    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(kwargs) - fields)
     if unknown:
         hint = "".join(suggest(u, fields) for u in unknown)

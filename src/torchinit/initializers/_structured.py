@@ -37,7 +37,9 @@ def orthogonal_matrix(key: Key, rows: int, cols: int) -> torch.Tensor:
     a = _gaussian(key, (rows, cols))
     if rows < cols:
         a = a.T
-    q, r = torch.linalg.qr(a)
+    q: torch.Tensor
+    r: torch.Tensor
+    q, r = torch.linalg.qr(a)  # (torch's stubs type the result as Any)
     q = q * torch.sign(torch.diagonal(r)).masked_fill(torch.diagonal(r) == 0, 1.0)
     return q.T if rows < cols else q
 
@@ -64,7 +66,8 @@ class Orthogonal(GainMixin, StructuredInitializer):
         rows, cols = shape[0], math.prod(shape[1:])
         return (self.gain * orthogonal_matrix(key, rows, cols)).reshape(shape)
 
-    def _moments(self, rows: int, cols: int, shape: tuple[int, ...] | None):  # type: ignore[no-untyped-def]
+    def _moments(self, rows: int, cols: int, shape: tuple[int, ...] | None
+                 ) -> tuple[float, float, float]:
         return 0.0, self.gain / math.sqrt(max(rows, cols, 1)), float(self.gain)
 
 
@@ -89,12 +92,14 @@ class DeltaOrthogonal(GainMixin, StructuredInitializer):
     def _generate(self, shape: tuple[int, ...], key: Key) -> torch.Tensor:
         out = torch.zeros(shape, dtype=torch.float64)
         center = tuple(k // 2 for k in shape[2:])
-        out[(slice(None), slice(None), *center)] = self.gain * orthogonal_matrix(
+        index: tuple[slice | int, ...] = (slice(None), slice(None), *center)
+        out[index] = self.gain * orthogonal_matrix(
             key, shape[0], shape[1]
         )
         return out
 
-    def _moments(self, rows: int, cols: int, shape: tuple[int, ...] | None):  # type: ignore[no-untyped-def]
+    def _moments(self, rows: int, cols: int, shape: tuple[int, ...] | None
+                 ) -> tuple[float, float, float]:
         taps = math.prod(shape[2:]) if shape is not None else 1
         cin = cols // taps
         return 0.0, self.gain * math.sqrt(min(rows, cin) / max(rows * cols, 1)), float(self.gain)
@@ -115,7 +120,8 @@ class Eye(StructuredInitializer):
     def _generate(self, shape: tuple[int, ...], key: Key) -> torch.Tensor:
         return torch.eye(shape[0], shape[1], dtype=torch.float64)
 
-    def _moments(self, rows: int, cols: int, shape: tuple[int, ...] | None):  # type: ignore[no-untyped-def]
+    def _moments(self, rows: int, cols: int, shape: tuple[int, ...] | None
+                 ) -> tuple[float, float, float]:
         p = min(rows, cols) / max(rows * cols, 1)
         return p, math.sqrt(p - p * p), 1.0
 
@@ -159,10 +165,12 @@ class Dirac(StructuredInitializer):
         center = tuple(k // 2 for k in shape[2:])
         for g in range(self.groups):
             for d in range(min(per_group, shape[1])):
-                out[(g * per_group + d, d, *center)] = 1.0
+                index = (g * per_group + d, d, *center)
+                out[index] = 1.0
         return out
 
-    def _moments(self, rows: int, cols: int, shape: tuple[int, ...] | None):  # type: ignore[no-untyped-def]
+    def _moments(self, rows: int, cols: int, shape: tuple[int, ...] | None
+                 ) -> tuple[float, float, float]:
         in_channels = shape[1] if shape is not None else cols
         ones = self.groups * min(rows // self.groups, in_channels)
         p = ones / max(rows * cols, 1)
@@ -210,7 +218,8 @@ class Sparse(StructuredInitializer):
             values.scatter_(0, zero_rows, 0.0)
         return values
 
-    def _moments(self, rows: int, cols: int, shape: tuple[int, ...] | None):  # type: ignore[no-untyped-def]
+    def _moments(self, rows: int, cols: int, shape: tuple[int, ...] | None
+                 ) -> tuple[float, float, float]:
         kept = rows - math.ceil(self.sparsity * rows)
         return 0.0, self.stddev * math.sqrt(kept / max(rows, 1)), (
             math.inf if kept and self.stddev else 0.0)

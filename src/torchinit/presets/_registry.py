@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, overload
 
 from ..errors import ConfigError, UnknownNameError, suggest
+from .._fans import FanConvention
 from .._plan import Plan, Rule
 
 __all__ = ["register", "get", "names", "describe", "rule", "positive_int", "positive_float",
@@ -133,7 +134,7 @@ def describe(name: str) -> str:
 
 
 # -- helpers for writing presets --------------------------------------------------------------
-def rule(preset: str, init: Any, fan_convention: str = "semantic", optional: bool = True,
+def rule(preset: str, init: Any, fan_convention: FanConvention = "semantic", optional: bool = True,
          label: str | None = None, **select: Any) -> Rule:
     """A rule of ``preset``: tagged ``preset:<name>``, optional unless the recipe needs it.
 
