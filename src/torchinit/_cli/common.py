@@ -11,11 +11,45 @@ from ..errors import short_repr
 from .._plan import Plan
 
 __all__ = ["UsageError", "add_command", "add_plan_options", "plan_from_args", "parse_shape",
-           "print_json"]
+           "print_json", "positive_int", "positive_float", "width_list"]
 
 
 class UsageError(Exception):
     """A command line that parses but asks for something contradictory (exit code 2)."""
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def width_list(text: str) -> tuple[int, ...]:
+    """An argparse type: distinct model widths >= 1 separated by commas."""
+    try:
+        values = tuple(int(p) for p in text.replace(" ", "").split(",") if p)
+    except ValueError:
+        values = ()
+    if not values or any(w < 1 for w in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected distinct integers >= 1 separated by commas,"
+                                         f" e.g. 128,512,2048, got {text!r}")
+    return values
 
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,

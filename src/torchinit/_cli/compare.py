@@ -22,7 +22,7 @@ from .._experiments import (
 )
 from .._experiments import transfer
 from .._experiments.protocol import OPTIMIZERS, SCHEDULES
-from .common import UsageError, add_command
+from .common import UsageError, add_command, positive_float, positive_int, width_list
 from .models import MODEL_HELP, model_factory
 
 __all__ = ["register"]
@@ -54,37 +54,6 @@ EXAMPLES = """\
   torchinit compare --experiment mup --widths 128,512 --lrs 2^-12..2^-6 --limit 4000
   torchinit compare --list-inits
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        widths = ()
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"expected widths >= 1 separated by commas, e.g."
-                                         f" 128,512,2048, got {text!r}")
-    return widths
 
 
 def _lrs(text: str) -> tuple[float, ...]:
@@ -184,26 +153,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmp.add_argument("--model", metavar="MODEL",
                      help="replace the experiment's model: " + MODEL_HELP + "; it takes"
                           " (N, 1, 28, 28) images and returns 10 logits")
-    cmp.add_argument("--seeds", type=_positive_int, metavar="K",
+    cmp.add_argument("--seeds", type=positive_int, metavar="K",
                      help="runs per initialization (per grid point for mup), seeds"
                           " SEED..SEED+K-1 (default: 3 for protocol, 1 for the depth"
                           " experiments and mup)")
     cmp.add_argument("--seed", type=int, default=0,
                      help="first seed; also draws the train/validation split (default 0)")
-    cmp.add_argument("--epochs", type=_positive_int,
+    cmp.add_argument("--epochs", type=positive_int,
                      help="replace the number of epochs")
-    cmp.add_argument("--batch-size", type=_positive_int, help="replace the batch size")
-    cmp.add_argument("--lr", type=_positive_float, help="replace the learning rate")
+    cmp.add_argument("--batch-size", type=positive_int, help="replace the batch size")
+    cmp.add_argument("--lr", type=positive_float, help="replace the learning rate")
     cmp.add_argument("--optimizer", choices=OPTIMIZERS, help="replace the optimizer")
     cmp.add_argument("--schedule", choices=SCHEDULES,
                      help="replace the learning-rate schedule (linear: decays to 0 over the run)")
-    cmp.add_argument("--widths", type=_widths, metavar="LIST",
+    cmp.add_argument("--widths", type=width_list, metavar="LIST",
                      help="mup: hidden widths, comma-separated (default:"
                           f" {','.join(map(str, transfer.DEFAULT_WIDTHS))})")
     cmp.add_argument("--lrs", type=_lrs, metavar="LIST",
                      help="mup: learning rates, comma-separated numbers, powers 2^-10 or"
                           " ranges 2^-14..2^-4 (every power of 2 between; default 2^-14..2^-4)")
-    cmp.add_argument("--limit", type=_positive_int, metavar="N",
+    cmp.add_argument("--limit", type=positive_int, metavar="N",
                      help="use only the first N examples of the dataset (quick runs)")
     cmp.add_argument("--out", metavar="DIR",
                      help="write results.json, results.md and PNG plots into DIR")

@@ -17,7 +17,7 @@ from .._plan import Plan
 from ..width import CoordCheck, coord_check, mup
 from ..width._coord import DEFAULT_LR, OPTIMIZERS
 from ..width.families import HEAD_DIM, AttnScale, mlp, mlp_batch, token_batch, transformer
-from .common import UsageError, add_command
+from .common import UsageError, add_command, positive_float, positive_int, width_list
 
 __all__ = ["register"]
 
@@ -49,37 +49,6 @@ EXAMPLES = """\
   torchinit coordcheck --family transformer --widths 64,128,256 --parametrization mup
   torchinit coordcheck --optimizer sgd --lr 0.1 --steps 5
 """
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(p) for p in text.replace(" ", "").split(",") if p)
-    except ValueError:
-        widths = ()
-    if not widths or any(w < 1 for w in widths) or len(set(widths)) != len(widths):
-        raise argparse.ArgumentTypeError(f"expected distinct integers >= 1 separated by commas,"
-                                         f" e.g. 64,128,256, got {text!r}")
-    return widths
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
 
 
 def _batch(args: argparse.Namespace, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,16 +144,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      DESCRIPTION, EXAMPLES)
     cc.add_argument("--family", choices=FAMILIES, default="mlp",
                     help="the model family (default: mlp)")
-    cc.add_argument("--widths", type=_widths, metavar="LIST",
+    cc.add_argument("--widths", type=width_list, metavar="LIST",
                     help="comma-separated widths (default: 64,...,2048 for mlp, 64,...,512 for"
                          " transformer)")
-    cc.add_argument("--base-width", type=_positive_int, metavar="N",
+    cc.add_argument("--base-width", type=positive_int, metavar="N",
                     help="the width μP is relative to (default: the smallest width)")
     cc.add_argument("--parametrization", choices=(*PARAMETRIZATIONS, "both"), default="both",
                     help="sp (PyTorch's default init), mup, or both (default)")
-    cc.add_argument("--steps", type=_positive_int, default=3,
+    cc.add_argument("--steps", type=positive_int, default=3,
                     help="optimizer updates; steps 0..N are recorded (default 3)")
-    cc.add_argument("--lr", type=_positive_float,
+    cc.add_argument("--lr", type=positive_float,
                     help=f"base learning rate (default {DEFAULT_LR['adam']:g} for adam,"
                          f" {DEFAULT_LR['sgd']:g} for sgd)")
     cc.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
@@ -194,7 +163,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cc.add_argument("--data-dir", metavar="DIR",
                     help="directory of train-images-idx3-ubyte[.gz] and"
                          " train-labels-idx1-ubyte[.gz]")
-    cc.add_argument("--batch-size", type=_positive_int, metavar="N",
+    cc.add_argument("--batch-size", type=positive_int, metavar="N",
                     help="examples in the batch (default: 256 images, or 16 sequences)")
     cc.add_argument("--seed", type=int, default=0,
                     help="seed of the batch, the models and their initialization (default 0)")
