@@ -164,7 +164,7 @@ def test_dtypes_convert_on_read_and_build_dtype_wins(tmp_path):
 
 
 def test_large_tensors_are_read_in_row_blocks(tmp_path, monkeypatch):
-    from torchinit import checkpoints
+    from torchinit import _checkpoints as checkpoints
 
     weight = torch.randn(300, 40)
     path = tmp_path / "big.safetensors"

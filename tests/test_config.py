@@ -31,13 +31,13 @@ def small_model() -> nn.Module:
 
 
 def full_plan() -> ti.Plan:
-    """Type names and globs, roles, a block rule, a factory, tags, torch fans, arguments."""
+    """Type names and globs, roles, a block rule, an init function, tags, torch fans, arguments."""
     return ti.Plan([
         ti.Rule(type="Linear", role="weight",
                 init=ti.KaimingNormal(mode="fan_out", nonlinearity="relu")),
         ti.Rule(type="Conv*", name="weight", init=ti.XavierUniform(gain=1.5), fan_convention="torch"),
         ti.Rule(role="bias", init="zeros", tags=["no_decay"]),
-        ti.Rule(type=[nn.BatchNorm2d, "LayerNorm"], init={"factory": "torch_default"},
+        ti.Rule(type=[nn.BatchNorm2d, "LayerNorm"], init={"function": "torch_default"},
                 tags=["no_decay", "norm"]),
         ti.Rule(type="LSTM", role=["input", "recurrent"], init=ti.Orthogonal(gain=0.5)),
         ti.Rule(type="LSTM", role="bias", block="f", init=ti.Constant(1.0),
@@ -87,8 +87,8 @@ def test_digest_sees_a_changed_argument(tmp_path):
 
 def test_saved_files_carry_the_version_and_options(tmp_path):
     plan = full_plan().with_options(on_unmatched="warn", zero_padding=False)
-    for suffix, version in [(".yaml", "version: 1"), (".toml", "version = 1"),
-                            (".json", '"version": 1')]:
+    for suffix, version in [(".yaml", "version: 2"), (".toml", "version = 2"),
+                            (".json", '"version": 2')]:
         path = tmp_path / f"plan{suffix}"
         plan.to_file(path)
         text = path.read_text()
@@ -151,7 +151,7 @@ def test_a_file_that_is_not_a_mapping(tmp_path, text):
 
 def test_key_given_twice_in_yaml_points_at_the_second(tmp_path):
     path = write(tmp_path, "plan.yaml",
-                 "rules:\n  - init: zeros\n    match: {role: bias}\n    init: ones\n")
+                 "rules:\n  - init: zeros\n    role: bias\n    init: ones\n")
     assert load_error(path) == f"{path}:4: rules[0].init: key 'init' is given twice"
 
 
@@ -170,7 +170,7 @@ def test_unknown_top_level_key_with_suggestion_and_line(tmp_path):
 
 def test_unknown_rule_key_with_suggestion_and_line(tmp_path):
     path = write(tmp_path, "plan.yaml",
-                 "rules:\n  - init: zeros\n  - match: {role: bias}\n    intt: zeros\n")
+                 "rules:\n  - init: zeros\n  - role: bias\n    intt: zeros\n")
     message = load_error(path)
     assert message.startswith(f"{path}:4: rules[1].intt: unknown rule key 'intt'")
     assert "Did you mean 'init'?" in message
@@ -178,43 +178,67 @@ def test_unknown_rule_key_with_suggestion_and_line(tmp_path):
 
 def test_unknown_selector_key_with_suggestion_and_line(tmp_path):
     path = write(tmp_path, "plan.yaml",
-                 "rules:\n  - match:\n      role: bias\n      typ: Linear\n    init: zeros\n")
+                 "rules:\n  - role: bias\n    typ: Linear\n    init: zeros\n")
     message = load_error(path)
-    assert message.startswith(f"{path}:4: rules[0].match.typ: unknown selector key 'typ'")
+    assert message.startswith(f"{path}:3: rules[0].typ: unknown rule key 'typ'")
     assert "Did you mean 'type'?" in message
+    version_1 = write(tmp_path, "v1.yaml",
+                      "rules:\n  - match:\n      role: bias\n      typ: Linear\n    init: zeros\n")
+    message = load_error(version_1)
+    assert message.startswith(f"{version_1}:4: rules[0].match.typ: unknown selector key 'typ'")
 
 
-def test_unknown_key_in_a_factory_reference(tmp_path):
+def test_version_1_match_mappings_load_with_a_warning_naming_the_new_form(tmp_path):
+    path = write(tmp_path, "v1.yaml", "version: 1\nrules:\n  - match: {type: Linear, role: bias}"
+                 "\n    init: zeros\n")
+    with pytest.warns(DeprecationWarning, match=r"Rule\(type='Linear', role='bias', init=\.\.\.\)"
+                      r" \(save the plan again"):
+        plan = load_plan(path)
+    assert plan == ti.Plan([ti.Rule(type="Linear", role="bias", init="zeros")])
+    saved = tmp_path / "v2.yaml"
+    plan.to_file(saved)
+    assert "match" not in saved.read_text() and "version: 2" in saved.read_text()
+    both = write(tmp_path, "both.yaml", "rules:\n  - match: {role: bias}\n    role: weight\n"
+                 "    init: zeros\n")
+    assert load_error(both).startswith(f"{both}:3: rules[0].role: role is given both in 'match'")
+
+
+def test_unknown_key_in_an_init_function_reference(tmp_path):
     path = write(tmp_path, "plan.json",
-                 '{"rules": [{"init": {"factory": "torch_default", "gain": 2.0}}]}')
+                 '{"rules": [{"init": {"function": "torch_default", "gain": 2.0}}]}')
     message = load_error(path)
-    assert message.startswith(f"{path}: rules[0].init.gain: unknown factory reference key")
+    assert message.startswith(f"{path}: rules[0].init.gain: unknown init function reference"
+                              " key")
 
 
 def test_missing_rules_and_missing_init(tmp_path):
     assert "missing key 'rules'" in load_error(write(tmp_path, "a.yaml", "name: x\n"))
-    path = write(tmp_path, "b.yaml", "rules:\n  - init: zeros\n  - match: {role: bias}\n")
+    path = write(tmp_path, "b.yaml", "rules:\n  - init: zeros\n  - role: bias\n")
     assert load_error(path).startswith(f"{path}:3: rules[1]: the rule has no 'init'")
 
 
 @pytest.mark.parametrize(("text", "field", "expected"), [
     ("rules: {init: zeros}\n", "rules", "must be a list of rules, got dict"),
-    ("rules:\n  - zeros\n", "rules[0]", "must be a rule: a mapping with 'init'"),
-    ("rules:\n  - init: zeros\n    tags: no_decay\n", "rules[0].tags",
-     "must be a list of strings, got str 'no_decay'"),
+    ("rules:\n  - zeros\n", "rules[0]", "must be a rule (a Rule, or a mapping with 'init'"),
+    ("rules:\n  - init: zeros\n    tags: 3\n", "rules[0].tags",
+     "tags must be a string or a list of strings, got int 3"),
     ("on_unmatched: ignore\nrules: []\n", "on_unmatched",
      "must be one of ('error', 'warn', 'keep'), got str 'ignore'"),
     ("zero_padding: 'yes'\nrules: []\n", "zero_padding", "must be true or false"),
     ("rules:\n  - init: zeros\n    fan_convention: fan_in\n", "rules[0].fan_convention",
      "must be one of ('semantic', 'torch')"),
     ("rules:\n  - init: zeros\n    match: Linear\n", "rules[0].match",
-     "must be a mapping of selector keys"),
-    ("rules:\n  - init: zeros\n    match: {ndim: true}\n", "rules[0].match.ndim",
-     "must be an integer or a list of integers, got bool True"),
-    ("rules:\n  - init: zeros\n    match: {type: [Linear, 3]}\n", "rules[0].match.type",
-     "must be a string or a list of strings"),
-    ("rules:\n  - init: 0.5\n", "rules[0].init", "must be an initializer name, a mapping"),
-    ("rules:\n  - init: {stddev: 0.5}\n", "rules[0].init", "missing 'name'"),
+     "match must be a mapping of selector keys"),
+    ("rules:\n  - init: zeros\n    ndim: true\n", "rules[0].ndim",
+     "ndim must be a non-negative integer or a list of them, got bool True"),
+    ("rules:\n  - init: zeros\n    type: [Linear, 3]\n", "rules[0].type",
+     "type must be a module type name (or glob), a module class, or a list of them"),
+    ("rules:\n  - init: zeros\n    label: [a]\n", "rules[0].label", "label must be a string"),
+    ("rules:\n  - init: zeros\n    role:\n", "rules[0].role", "role is null; give a value"),
+    ("rules:\n  - init: zeros\n    optional: 1\n", "rules[0].optional",
+     "optional must be true or false, got int 1"),
+    ("rules:\n  - init: 0.5\n", "rules[0].init", "init must be an initializer, its name"),
+    ("rules:\n  - init: {stddev: 0.5}\n", "rules[0].init", "an init mapping needs 'name'"),
 ])
 def test_wrong_types_name_the_field(tmp_path, text, field, expected):
     path = write(tmp_path, "plan.yaml", text)
@@ -224,18 +248,18 @@ def test_wrong_types_name_the_field(tmp_path, text, field, expected):
 
 
 def test_wrong_types_in_json_and_toml_name_file_and_field(tmp_path):
-    path = write(tmp_path, "plan.json", '{"rules": [{"init": "zeros", "tags": "a"}]}')
-    assert load_error(path).startswith(f"{path}: rules[0].tags: must be a list of strings")
+    path = write(tmp_path, "plan.json", '{"rules": [{"init": "zeros", "tags": 3}]}')
+    assert load_error(path).startswith(f"{path}: rules[0].tags: tags must be a string or a list")
     path = write(tmp_path, "plan.toml", 'rules = "none"\n')
     assert load_error(path).startswith(f"{path}: rules: must be a list of rules, got str")
 
 
-@pytest.mark.parametrize("version", ["2", "true", "'1'"])
+@pytest.mark.parametrize("version", ["3", "true", "'1'"])
 def test_unsupported_version(tmp_path, version):
     path = write(tmp_path, "plan.yaml", f"rules: []\nversion: {version}\n")
     message = load_error(path)
     assert message.startswith(f"{path}:2: version: unsupported plan file version")
-    assert "reads version 1" in message
+    assert "reads versions 1 and 2" in message
 
 
 def test_unsupported_extension_for_reading_and_writing(tmp_path):
@@ -249,8 +273,8 @@ def test_unsupported_extension_for_reading_and_writing(tmp_path):
 
 # -- names and arguments -----------------------------------------------------------------------
 def test_unknown_initializer_name_with_suggestion_and_line(tmp_path):
-    path = write(tmp_path, "plan.yaml", "rules:\n  - match: {role: bias}\n    init: zeros\n"
-                 "  - match: {role: weight}\n    init:\n      name: xavier_unifrom\n")
+    path = write(tmp_path, "plan.yaml", "rules:\n  - role: bias\n    init: zeros\n"
+                 "  - role: weight\n    init:\n      name: xavier_unifrom\n")
     message = load_error(path)
     assert message.startswith(f"{path}:6: rules[1].init.name: unknown initializer")
     assert "Did you mean 'xavier_uniform'" in message
@@ -265,7 +289,7 @@ def test_unknown_bare_initializer_name(tmp_path):
 
 def test_bad_initializer_argument_names_the_argument_and_line(tmp_path):
     path = write(tmp_path, "plan.yaml", "rules:\n  - init: zeros\n  - init: ones\n"
-                 "  - match: {type: Linear}\n    init:\n      name: normal\n"
+                 "  - type: Linear\n    init:\n      name: normal\n"
                  "      mean: 0.0\n      stddev: -0.5\n")
     assert load_error(path) == (f"{path}:8: rules[2].init.stddev: normal: stddev must be >= 0,"
                                 " got -0.5")
@@ -304,21 +328,25 @@ def test_yaml_exponent_without_decimal_point_gets_a_hint(tmp_path):
 
 def test_unknown_module_type_name(tmp_path):
     path = write(tmp_path, "plan.yaml",
-                 "rules:\n  - match:\n      role: weight\n      type: Lienar\n    init: zeros\n")
+                 "rules:\n  - role: weight\n    type: Lienar\n    init: zeros\n")
     message = load_error(path)
-    assert message.startswith(f"{path}:4: rules[0].match.type: unknown module type 'Lienar'")
+    assert message.startswith(f"{path}:3: rules[0].type: unknown module type 'Lienar'")
     assert "Did you mean 'Linear'" in message
 
 
-def test_unknown_role_and_factory_name_the_field(tmp_path):
+def test_unknown_role_and_init_function_name_the_field(tmp_path):
     path = write(tmp_path, "plan.json",
-                 '{"rules": [{"match": {"type": "Linear", "role": "biass"}, "init": "zeros"}]}')
+                 '{"rules": [{"type": "Linear", "role": "biass", "init": "zeros"}]}')
     message = load_error(path)
-    assert message.startswith(f"{path}: rules[0].match.role: unknown role 'biass'")
-    path = write(tmp_path, "plan.toml", '[[rules]]\ninit = { factory = "torch_defualt" }\n')
+    assert message.startswith(f"{path}: rules[0].role: unknown role 'biass'")
+    path = write(tmp_path, "plan.toml", '[[rules]]\ninit = { function = "torch_defualt" }\n')
     message = load_error(path)
-    assert message.startswith(f"{path}: rules[0].init.factory: unknown initializer factory")
+    assert message.startswith(f"{path}: rules[0].init.function: unknown init function")
     assert "Did you mean 'torch_default'" in message
+    path = write(tmp_path, "old.toml", '[[rules]]\ninit = { factory = "torch_defualt" }\n')
+    with pytest.warns(DeprecationWarning, match="is now {function: name}"):
+        message = load_error(path)
+    assert message.startswith(f"{path}: rules[0].init.factory: unknown init function")
 
 
 def test_registered_module_type_is_nameable(tmp_path):
@@ -355,16 +383,16 @@ class RecordImports(importlib.abc.MetaPathFinder):
 
 
 @pytest.mark.parametrize(("selector", "init", "field"), [
-    ('{type: torchinit_payload.Linear}', "zeros", "match.type: unknown module type"),
-    ('{within: "torchinit_payload.*"}', "zeros", "match.within: no registered module type"),
-    ("{role: bias}", "torchinit_payload.system", "init: unknown initializer"),
-    ("{role: bias}", "{name: torchinit_payload.system}", "init.name: unknown initializer"),
-    ("{role: bias}", "{factory: torchinit_payload.system}", "init.factory: unknown initializer"),
-    ("{type: torch.nn.Linear}", "zeros", "match.type: unknown module type"),
-    ("{role: bias}", "os.system", "init: unknown initializer"),
+    ('type: torchinit_payload.Linear', "zeros", "type: unknown module type"),
+    ('within: "torchinit_payload.*"', "zeros", "within: no registered module type"),
+    ("role: bias", "torchinit_payload.system", "init: unknown initializer"),
+    ("role: bias", "{name: torchinit_payload.system}", "init.name: unknown initializer"),
+    ("role: bias", "{function: torchinit_payload.system}", "init.function: unknown init function"),
+    ("type: torch.nn.Linear", "zeros", "type: unknown module type"),
+    ("role: bias", "os.system", "init: unknown initializer"),
 ])
 def test_dotted_names_fail_lookup_without_importing(tmp_path, selector, init, field):
-    path = write(tmp_path, "plan.yaml", f"rules:\n  - match: {selector}\n    init: {init}\n")
+    path = write(tmp_path, "plan.yaml", f"rules:\n  - {selector}\n    init: {init}\n")
     finder = RecordImports()
     sys.meta_path.insert(0, finder)
     try:
@@ -385,7 +413,7 @@ def test_dotted_names_fail_lookup_without_importing(tmp_path, selector, init, fi
 def test_yaml_python_tags_are_refused(tmp_path, tag):
     target = tmp_path / "created"
     init = tag.format(target=json.dumps(str(target)))
-    path = write(tmp_path, "plan.yaml", f"rules:\n  - match: {{role: bias}}\n    init: {init}\n")
+    path = write(tmp_path, "plan.yaml", f"rules:\n  - role: bias\n    init: {init}\n")
     message = load_error(path)
     assert message.startswith(f"{path}:3:") and "could not determine a constructor" in message
     assert "!!python/... are refused" in message

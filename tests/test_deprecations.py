@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,37 @@ def test_build_apply_and_materialize_leave_their_manifest():
     with torch.device("meta"):
         meta = nn.Linear(3, 2)
     assert ti.materialize(meta, plan) is ti.last_manifest(meta)
+
+
+def test_rule_match_is_keyword_selectors_in_code_and_files():
+    rule = ti.Rule(type="Linear", role="bias", init="zeros")
+    with pytest.warns(DeprecationWarning, match=r"Rule\(type='Linear', role='bias', init=\.\.\.\)"):
+        assert ti.Rule(match={"type": "Linear", "role": "bias"}, init="zeros") == rule
+    with pytest.warns(DeprecationWarning, match="'match' mapping is deprecated"):
+        plan = ti.Plan.from_dict({"version": 1, "rules": [
+            {"match": {"type": "Linear", "role": "bias"}, "init": "zeros"}]})
+    assert plan.rules == (rule,)
+    assert "`Rule(match=Select(...))`" in CHANGELOG
+
+
+def test_factory_is_init_function_everywhere():
+    with pytest.warns(DeprecationWarning, match=r"is now \{function: name\}"):
+        rule = ti.Rule(init={"factory": "torch_default"})
+    assert rule == ti.Rule(init={"function": "torch_default"})
+    with pytest.warns(DeprecationWarning, match="is now torchinit.register_init_function"):
+        assert ti.register_factory is ti.register_init_function
+    from torchinit._plan import init_functions
+
+    with pytest.warns(DeprecationWarning, match="InitFunction"):
+        assert init_functions.InitFactory is init_functions.InitFunction
+    sys.modules.pop("torchinit.plan.factories", None)
+    with pytest.warns(DeprecationWarning, match="is now private"):
+        factories = importlib.import_module("torchinit.plan.factories")
+    assert factories is init_functions
+    assert "`ti.register_factory`" in CHANGELOG and "`init: {function: name}`" in CHANGELOG
+
+
+def test_truncated_normal_keras_names_what_it_resolves_to():
+    with pytest.warns(DeprecationWarning, match="truncated_normal_std"):
+        assert ti.initializers.get("truncated_normal_keras") == ti.TruncatedNormalStd()
+    assert "`truncated_normal_keras`" in CHANGELOG

@@ -188,12 +188,12 @@ class PageRun:
 
 def _registries() -> list[dict]:
     """The library's registries that a page may add to (a preset, a layout, a module type)."""
-    from torchinit import layouts
-    from torchinit.initializers import registry as initializers
-    from torchinit._plan import factories, module_types
-    from torchinit.presets import registry as presets
+    from torchinit import _layouts as layouts
+    from torchinit._plan import init_functions, module_types
+    from torchinit.initializers import _registry as initializers
+    from torchinit.presets import _registry as presets
 
-    return [presets._PRESETS, layouts._LAYOUTS, initializers._BY_NAME, factories._FACTORIES,
+    return [presets._PRESETS, layouts._LAYOUTS, initializers._BY_NAME, init_functions._FUNCTIONS,
             module_types._BY_NAME]
 
 

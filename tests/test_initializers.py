@@ -376,3 +376,17 @@ def test_bad_arguments(build, match):
 def test_shapes_a_scheme_cannot_fill(init, shape, match):
     with pytest.raises(InitializerError, match=match):
         init.sample(shape, key=ti.Key(0, "conv.weight"))
+
+
+def test_variance_scaling_truncated_normal_is_truncated_normal_std_bitwise():
+    """Keras's name "truncated_normal" in VarianceScaling means the std-corrected variant."""
+    fans = ti.Fans(fan_in=48, fan_out=24)
+    scaling = ti.VarianceScaling(scale=2.0, mode="fan_in", distribution="truncated_normal")
+    corrected = ti.TruncatedNormalStd(stddev=math.sqrt(2.0 / 48))
+    assert torch.equal(scaling.sample((24, 48), 3, fans=fans), corrected.sample((24, 48), 3))
+
+
+def test_the_misleading_keras_alias_warns_and_says_what_keras_means():
+    with pytest.warns(DeprecationWarning, match=r"trunc_normal\(stddev=s, a=-2s, b=2s\)"):
+        assert ti.initializers.get("truncated_normal_keras") == ti.TruncatedNormalStd()
+    assert "truncated_normal_keras" not in ti.initializers.names(include_aliases=True)

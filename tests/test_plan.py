@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import subprocess
 import sys
 import warnings
@@ -15,7 +16,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 import torchinit as ti
-from torchinit.errors import ConfigError, PlanError
+from torchinit.errors import ConfigError, PlanError, TorchinitError
 
 from .zoo import Everything, TiedLM, full_plan
 
@@ -232,8 +233,40 @@ def test_bad_plan_and_rule_arguments():
         ti.Rule(role="biass", init="zeros")
     with pytest.raises(ConfigError, match="Linear"):
         ti.Rule(type="Linera", init="zeros")
+    with pytest.raises(ConfigError, match="unknown selector key 'typ'.*Did you mean 'type'"):
+        ti.Rule(typ="Linear", init="zeros")
+    with pytest.raises(ConfigError, match="tags must be a string or a list of strings") as info:
+        ti.Rule(init="zeros", tags=3)
+    assert info.value.field == ("tags",)
+
+
+def test_the_match_argument_is_deprecated_for_keyword_selectors():
+    with pytest.warns(DeprecationWarning, match=r"Rule\(type='Linear', role='bias', init=\.\.\.\)"):
+        rule = ti.Rule(ti.Select(type="Linear", role="bias"), init="zeros")
+    assert rule == ti.Rule(type="Linear", role="bias", init="zeros")
     with pytest.raises(ConfigError, match="unknown selector"):
         ti.Rule(match={"typ": "Linear"}, init="zeros")
+    with pytest.raises(ConfigError, match="as keywords only"):
+        ti.Rule(match={"type": "Linear"}, role="bias", init="zeros")
+
+
+def test_errors_carry_the_field_they_are_about():
+    cases = [({"init": {"name": "normal", "stddev": -1.0}}, ("init", "stddev")),
+             ({"init": {"name": "kaiming_normal", "nonlinearity": "relux"}},
+              ("init", "nonlinearity")),
+             ({"init": {"name": "uniform", "low": 2.0, "high": 1.0}}, ("init", "high")),
+             ({"init": "zeros", "role": "biass"}, ("role",)),
+             ({"init": "zeros", "type": "Lienar"}, ("type",)),
+             ({"init": "zeros", "regex": "(a)\\1"}, ("regex",)),
+             ({"init": "zeros", "optional": "yes"}, ("optional",))]
+    for kwargs, field in cases:
+        with pytest.raises(TorchinitError) as info:
+            ti.Rule(**kwargs)
+        assert info.value.field == field, kwargs
+    with pytest.raises(TorchinitError) as info:
+        ti.Plan([{"init": "zeros"}, {"init": {"name": "normal", "mean": float("nan")}}])
+    assert info.value.field == ("rules", 1, "init", "mean")
+    assert pickle.loads(pickle.dumps(info.value)).field == info.value.field
     with pytest.raises(ConfigError, match="fan_convention"):
         ti.Rule(init="zeros", fan_convention="axis")
     with pytest.warns(DeprecationWarning, match="'fans' is now 'fan_convention'"):
@@ -274,7 +307,7 @@ def test_manifest_must_fit_the_model():
     ],
 )
 def test_selectors(select, expected):
-    plan = ti.Plan([ti.Rule(match=select, init="zeros")], on_unmatched="keep")
+    plan = ti.Plan([ti.Rule(**select, init="zeros")], on_unmatched="keep")
     got = {r.path for r in plan.explain(Everything()) if not r.kept}
     assert got == expected
 

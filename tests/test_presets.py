@@ -272,7 +272,7 @@ def test_presets_survive_the_config_round_trip():
 # -- torch's own defaults ------------------------------------------------------------------------
 def test_torch_preset_is_one_factory_rule():
     (rule,) = presets.get("torch").rules
-    assert rule.init.to_config() == {"factory": "torch_default"} and rule.fan_convention == "torch"
+    assert rule.init.to_config() == {"function": "torch_default"} and rule.fan_convention == "torch"
 
 
 TORCH_LAYERS = {
@@ -388,11 +388,11 @@ def test_resnet_options_turn_off_or_move_the_zeroed_norms():
     assert manifest["layer1.0.bn2.weight"].init == ti.Ones()
 
 
-@pytest.mark.parametrize("factory, where", [("keras_attention", "MultiheadAttention"),
-                                             ("last_norm_zero", "normalization layer")])
-def test_preset_factories_refuse_parameters_they_do_not_serve(factory, where):
-    plan = ti.Plan([ti.Rule(init={"factory": factory})])
-    with pytest.raises(PlanError, match=f"(?s)'{factory}'.*{where}.*'0.weight' \\(Linear\\)"):
+@pytest.mark.parametrize("function, where", [("keras_attention", "MultiheadAttention"),
+                                              ("last_norm_zero", "normalization layer")])
+def test_preset_init_functions_refuse_parameters_they_do_not_serve(function, where):
+    plan = ti.Plan([ti.Rule(init={"function": function})])
+    with pytest.raises(PlanError, match=f"(?s)'{function}'.*{where}.*'0.weight' \\(Linear\\)"):
         plan.explain(nn.Sequential(nn.Linear(2, 2, bias=False)))
 
 

@@ -99,7 +99,7 @@ def test_conv1d_is_a_module_type_name_in_rules_and_plan_files(tmp_path):
     conv1d = _conv1d()
     rule = ti.Rule(type="Conv1D", name="weight", init="zeros")
     assert rule == ti.Rule(type=conv1d, name="weight", init="zeros")
-    assert ti.Rule(type=conv1d, init="zeros").to_dict()["match"] == {"type": "Conv1D"}
+    assert ti.Rule(type=conv1d, init="zeros").to_dict()["type"] == "Conv1D"
     path = tmp_path / "plan.json"
     ti.Plan([rule]).to_file(str(path))
     assert ti.Plan.from_file(str(path)).rules == (rule,)

@@ -39,7 +39,7 @@ from ._groups import declared_no_decay, describe_groups, param_groups
 from ._layouts import fans, register_layout
 from ._materialize import build, materialize
 from ._native import CaptureError, capture
-from ._plan import (Manifest, Plan, Rule, Select, last_manifest, register_factory,
+from ._plan import (Manifest, Plan, Rule, Select, last_manifest, register_init_function,
                     register_module_type)
 from ._streams import Key
 from .width import BaseShapes, CoordCheck, coord_check, mup
@@ -50,7 +50,8 @@ _moved.install()
 
 
 def __getattr__(name: str) -> object:
-    """The modules that became private, as attributes (``ti.plan``), with a warning."""
+    """The modules that became private, as attributes (``ti.plan``), and renamed names
+    (``ti.register_factory``), with a warning."""
     return _moved.moved_attribute(__name__, name)
 
 __all__ = [
@@ -87,7 +88,7 @@ __all__ = [
     "WriteAudit",
     "AuditReport",
     "register_module_type",
-    "register_factory",
+    "register_init_function",
     "presets",
     "param_groups",
     "describe_groups",

@@ -99,7 +99,8 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
         InitializerError: for a ``leaky_relu`` slope that is not a number.
     """
     if not isinstance(nonlinearity, str):
-        raise InitializerError(f"nonlinearity must be a string, got {short_repr(nonlinearity)}")
+        raise InitializerError(f"nonlinearity must be a string, got {short_repr(nonlinearity)}",
+                               field=("nonlinearity",))
     if nonlinearity in _LINEAR:
         return 1.0
     if nonlinearity == "tanh":
@@ -110,12 +111,14 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
         if param is None:
             slope = 0.01
         elif isinstance(param, bool) or not isinstance(param, (int, float)):
-            raise InitializerError(f"negative_slope {short_repr(param)} is not a valid number")
+            raise InitializerError(f"negative_slope {short_repr(param)} is not a valid number",
+                                   field=("negative_slope",))
         else:
             slope = float(param) if abs(param) < _LARGEST_SLOPE else math.inf
         if not math.isfinite(slope):
             raise InitializerError(f"negative_slope {short_repr(param)} is not a finite number"
-                                   f" below {_LARGEST_SLOPE:g} (its square must fit float64)")
+                                   f" below {_LARGEST_SLOPE:g} (its square must fit float64)",
+                                   field=("negative_slope",))
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
@@ -123,5 +126,5 @@ def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> fl
         return _second_moment_gain(nonlinearity)
     raise UnknownNameError(
         f"unsupported nonlinearity {short_repr(nonlinearity)}; known: {', '.join(GAIN_NAMES)}."
-        + suggest(nonlinearity, GAIN_NAMES)
+        + suggest(nonlinearity, GAIN_NAMES), field=("nonlinearity",)
     )

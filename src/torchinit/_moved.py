@@ -18,9 +18,12 @@ from types import ModuleType
 
 from ._deprecation import REMOVED_IN
 
-__all__ = ["MOVED", "install"]
+__all__ = ["MOVED", "RENAMED", "install", "moved_attribute"]
 
 MOVED: dict[str, str] = {
+    # renamed as well as made private; listed before their packages, the first match wins
+    "torchinit.plan.factories": "torchinit._plan.init_functions",
+    "torchinit.presets.factories": "torchinit.presets._init_functions",
     **{f"torchinit.{name}": f"torchinit._{name}" for name in (
         "apply", "audit", "buffers", "catalog", "checkpoints", "construct", "gains", "groups",
         "layouts", "materialize", "progress", "sharding",
@@ -28,11 +31,19 @@ MOVED: dict[str, str] = {
     **{f"torchinit.{package}.{name}": f"torchinit.{package}._{name}"
        for package, names in {
            "initializers": ("base", "elementwise", "registry", "structured", "variance"),
-           "presets": ("configs", "factories", "frameworks", "language", "mamba", "recipes",
+           "presets": ("configs", "frameworks", "language", "mamba", "recipes",
                        "registry", "residual", "vision"),
        }.items() for name in names},
 }
 """Old module path -> the private module it is now."""
+
+RENAMED: dict[str, dict[str, str]] = {
+    "torchinit": {"register_factory": "register_init_function"},
+    "torchinit._plan.init_functions": {"InitFactory": "InitFunction",
+                                       "register_factory": "register_init_function",
+                                       "factory_names": "init_function_names"},
+}
+"""Module -> {old attribute name: the name it is now}."""
 
 
 def _new_name(fullname: str) -> str | None:
@@ -79,8 +90,15 @@ def install() -> None:
         sys.meta_path.insert(0, _MovedFinder())
 
 
-def moved_attribute(package: str, name: str) -> ModuleType:
-    """``package.name`` for an old module name reached as an attribute (``ti.plan``)."""
+def moved_attribute(package: str, name: str) -> object:
+    """``package.name`` for an old module name reached as an attribute (``ti.plan``), or for
+    an attribute that was renamed (``RENAMED``), with a DeprecationWarning."""
+    new = RENAMED.get(package, {}).get(name)
+    if new is not None:
+        warnings.warn(f"{package}.{name} is now {package}.{new}; {name!r} is deprecated and"
+                      f" will be removed in torchinit {REMOVED_IN}", DeprecationWarning,
+                      stacklevel=3)
+        return getattr(sys.modules[package], new)
     old = f"{package}.{name}"
     if old not in MOVED:
         raise AttributeError(f"module {package!r} has no attribute {name!r}")

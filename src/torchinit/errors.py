@@ -11,7 +11,8 @@ from __future__ import annotations
 import difflib
 import math
 import reprlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = [
@@ -29,9 +30,27 @@ __all__ = [
     "short_repr",
 ]
 
+FieldPath = tuple[str | int, ...]
+"""Where a value sits in a configuration: ``("rules", 2, "init", "stddev")``."""
+
 
 class TorchinitError(Exception):
-    """Base class of every exception raised by torchinit."""
+    """Base class of every exception raised by torchinit.
+
+    Args:
+        *args: The message (as for any exception).
+        field: Where in a configuration the wrong value is, relative to the object that raised:
+            ``("stddev",)`` from an initializer, ``("init", "stddev")`` once a rule has
+            prefixed it (:func:`at_field`). Empty when the error is not about one field. The
+            plan-file loader prefixes the rule's place and reports that field and its line.
+
+    Attributes:
+        field: The field path given (kept when the error is pickled).
+    """
+
+    def __init__(self, *args: object, field: FieldPath = ()) -> None:
+        super().__init__(*args)
+        self.field: FieldPath = tuple(field)
 
 
 class InitializerError(TorchinitError, ValueError):
@@ -76,6 +95,17 @@ class UnknownNameError(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+@contextmanager
+def at_field(*prefix: str | int) -> Iterator[None]:
+    """Prefix the :attr:`~TorchinitError.field` of a torchinit error raised inside the block
+    with ``prefix``: the place, in the object being built, of the value that was passed on."""
+    try:
+        yield
+    except TorchinitError as err:
+        err.field = (*prefix, *err.field)
+        raise
 
 
 def suggest(name: object, known: Iterable[str]) -> str:

@@ -145,8 +145,9 @@ def _measure(model: nn.Module, unit: _Unit, batches: list[Batch]) -> float:
     return moments.std()
 
 
-def _exact(path: str) -> dict[str, str]:
-    return {"regex": f"^{re.escape(path)}$"}
+def _exact(path: str) -> str:
+    """A regex that matches ``path`` only."""
+    return f"^{re.escape(path)}$"
 
 
 def _start_manifest(model: nn.Module, units: list[_Unit], init: Plan | Manifest | None,
@@ -158,11 +159,11 @@ def _start_manifest(model: nn.Module, units: list[_Unit], init: Plan | Manifest 
         paths = {id(p): path for path, p in model.named_parameters()}
         biases = [paths[id(u.module.bias)] for u in units
                   if u.name == "weight" and getattr(u.module, "bias", None) is not None]
-        init = Plan([Rule(_exact(b), init=Zeros()) for b in biases], on_unmatched="keep",
+        init = Plan([Rule(regex=_exact(b), init=Zeros()) for b in biases], on_unmatched="keep",
                     name="lsuv default")
     manifest = init if isinstance(init, Manifest) else init.explain(model, seed)
     if orthogonal_first:
-        orthogonal = Plan([Rule(_exact(u.path), init=Orthogonal()) for u in units],
+        orthogonal = Plan([Rule(regex=_exact(u.path), init=Orthogonal()) for u in units],
                           on_unmatched="keep").explain(model, seed)
         manifest = manifest.replace_records(orthogonal[u.path] for u in units)
     kept = [u.path for u in units if manifest[u.path].kept]

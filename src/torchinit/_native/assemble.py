@@ -250,9 +250,6 @@ def plan_from(model: nn.Module, captured: list[Captured], name: str | None = Non
     rules = []
     for (rule_init, convention, label, block_name), paths in groups.items():
         paths = [a for p in paths for a in (p, *aliases[p])]  # tied: one rule for every name
-        match: dict[str, tuple[str, ...] | str] = {"path": _compress(paths, every)}
-        if block_name is not None:
-            match["block"] = block_name
-        rules.append(Rule(match, init=rule_init, fan_convention=convention, label=label,
-                          optional=True))
+        rules.append(Rule(path=_compress(paths, every), block=block_name, init=rule_init,
+                          fan_convention=convention, label=label, optional=True))
     return Plan(rules, zero_padding=zero_padding, name=name)

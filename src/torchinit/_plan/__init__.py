@@ -1,6 +1,6 @@
 """Plans: rules for whole models, the per-parameter manifest, config files."""
 
-from .factories import InitFactory, factory_names, register_factory
+from .init_functions import InitFunction, init_function_names, register_init_function
 from .manifest import BlockEntry, Manifest, Record, last_manifest
 from .module_types import register_module_type
 from .plan import Plan
@@ -9,5 +9,5 @@ from .rules import Rule
 from .selectors import ParamInfo, Select
 
 __all__ = ["Plan", "Rule", "Select", "Manifest", "last_manifest", "Record", "BlockEntry", "ParamInfo",
-           "InitFactory", "register_factory", "factory_names", "register_module_type", "ROLES",
+           "InitFunction", "register_init_function", "init_function_names", "register_module_type", "ROLES",
            "roles_of"]

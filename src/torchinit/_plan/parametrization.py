@@ -143,6 +143,7 @@ def parametrization_from_config(config: Mapping[str, Any]) -> Parametrization:
     name = config.get("parametrization")
     if name not in _KINDS:
         raise UnknownNameError(f"unknown parametrization {short_repr(name)}; known:"
-                               f" {sorted(_KINDS)}." + suggest(str(name), _KINDS))
+                               f" {sorted(_KINDS)}." + suggest(str(name), _KINDS),
+                               field=("parametrization",))
     options = {k: v for k, v in config.items() if k != "parametrization"}
     return _KINDS[name](options)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,27 +20,27 @@ from .._fans import FanConvention, Fans
 from .._deprecation import deprecated_alias
 from .._stack import user_stacklevel
 from ..errors import (
+    ConfigError,
     FanError,
     InitializerError,
     PlanError,
     TorchinitError,
+    at_field,
     describe_target,
     short_repr,
 )
 from ..initializers import Initializer, StructuredInitializer
 from .._layouts import fans as layer_fans
 from .._streams import Key
-from .factories import InitFactory
+from .init_functions import InitFunction
 from .manifest import BlockEntry, Manifest, Record
 from .parametrization import Parametrization, forward_requirements, width_fans
 from .roles import norm_reason, roles_of
 from .rules import Keep, Rule
+from .schema import PLAN_SPECS, UNMATCHED, OnUnmatched, check_fields, type_name
 from .selectors import ParamInfo
 
 __all__ = ["Plan", "UNMATCHED", "OnUnmatched"]
-
-OnUnmatched = Literal["error", "warn", "keep"]
-UNMATCHED: tuple[OnUnmatched, ...] = get_args(OnUnmatched)
 
 _WARNED_ASSUMED: set[type] = set()
 """Module types already warned about for assumed fans (see :func:`_warn_assumed_fans`)."""
@@ -88,6 +88,14 @@ def collect_params(model: nn.Module) -> list[_Param]:
     return [_Param(tensors[i], tuple(by_id[i])) for i in canonical]
 
 
+def _rule_from_dict(data: Any, index: int) -> Rule:
+    with at_field("rules", index):
+        if not isinstance(data, Mapping):
+            raise PlanError(f"must be a rule (a Rule, or a mapping with 'init' and selector keys),"
+                            f" got {type_name(data)} {short_repr(data)}")
+        return Rule.from_dict(data)
+
+
 class Plan:
     """An ordered list of :class:`Rule`; for each parameter the last matching rule wins.
 
@@ -110,11 +118,13 @@ class Plan:
         zero_padding: bool = True,
         name: str | None = None,
     ) -> None:
-        if on_unmatched not in UNMATCHED:
-            raise PlanError(f"on_unmatched must be one of {UNMATCHED},"
-                            f" got {short_repr(on_unmatched)}")
+        try:
+            check_fields({"on_unmatched": on_unmatched, "zero_padding": zero_padding,
+                          "name": name}, PLAN_SPECS)
+        except ConfigError as err:
+            raise PlanError(str(err), field=err.field) from None
         self.rules: tuple[Rule, ...] = tuple(
-            r if isinstance(r, Rule) else Rule.from_dict(r) for r in rules)
+            r if isinstance(r, Rule) else _rule_from_dict(r, i) for i, r in enumerate(rules))
         self.on_unmatched = on_unmatched
         self.zero_padding = zero_padding
         self.name = name
@@ -356,7 +366,7 @@ class Plan:
         rule = self.rules[index]
         shape = tuple(getattr(info.module, info.name).shape)
         try:
-            if isinstance(rule.init, InitFactory):
+            if isinstance(rule.init, InitFunction):
                 init = rule.init(info)
             elif isinstance(rule.init, Parametrization):
                 init = rule.init.initializer(info)

@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Union
+from typing import Any
 
-from ..errors import ConfigError, PlanError, short_repr
+from ..errors import ConfigError, FieldPath, PlanError, short_repr
 
 __all__ = ["Source", "FieldPath", "format_path", "read_plan_data", "check_plain_data", "require",
            "FORMATS", "format_of", "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_ALIAS_EXPANSION",
@@ -43,8 +43,6 @@ MAX_ALIAS_EXPANSION = 100_000
 MAX_INT_LITERAL = 4000
 """The longest integer literal converted (characters); the value must fit 64 bits anyway."""
 _INT_RANGE = 2**63
-
-FieldPath = tuple[Union[str, int], ...]
 
 
 # -- errors that point into the source ---------------------------------------------------------

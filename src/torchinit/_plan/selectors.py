@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from torch import nn
 
 from .._fans import Fans
-from ..errors import ConfigError, short_repr, suggest
+from ..errors import ConfigError, at_field, short_repr, suggest
 from .module_types import module_types_matching, type_name
 from .regex import LinearRegex
 from .roles import ROLES
+from .schema import SELECT_KEYS, SELECT_SPECS, check_fields, check_keys
 
-__all__ = ["Select", "ParamInfo", "as_select"]
+__all__ = ["Select", "ParamInfo", "as_select", "ModuleSpecs", "SELECT_KEYS"]
 
 # Aliases for Select's annotations, inside which its field ``type`` hides the builtin.
 _ModuleSpecs: TypeAlias = tuple[type[nn.Module] | str, ...]
 """Module classes or registered names/globs, as ``Select(type=..., within=...)`` keeps them."""
+ModuleSpecs: TypeAlias = type[nn.Module] | str | Sequence[type[nn.Module] | str]
+"""What ``type=`` and ``within=`` take: a module class or a registered name/glob, or several."""
 _ModuleClasses: TypeAlias = tuple[type[nn.Module], ...]
 
 
@@ -63,16 +66,11 @@ def _unescape(glob: str) -> str | None:
     return re.sub(r"\[([*?\[])\]", r"\1", glob)
 
 
-def _resolve_types(items: tuple[Any, ...], what: str) -> tuple[type[nn.Module], ...]:
+def _resolve_types(items: tuple[type[nn.Module] | str, ...]) -> tuple[type[nn.Module], ...]:
+    """The classes that module classes and registered names or globs (checked) stand for."""
     classes: list[type[nn.Module]] = []
     for t in items:
-        if isinstance(t, str):
-            classes.extend(module_types_matching(t))
-        elif isinstance(t, type) and issubclass(t, nn.Module):
-            classes.append(t)
-        else:
-            raise ConfigError(f"selector {what} must be a module class or a name,"
-                              f" got {short_repr(t)}")
+        classes.extend(module_types_matching(t) if isinstance(t, str) else (t,))
     return tuple(classes)
 
 
@@ -114,28 +112,24 @@ class Select:
     _globs: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        check_fields({key: getattr(self, key) for key in SELECT_KEYS}, SELECT_SPECS)
         for key in ("type", "within"):
             object.__setattr__(self, key, _as_tuple(getattr(self, key)))
-            object.__setattr__(self, f"_{'classes' if key == 'type' else key}",
-                               _resolve_types(getattr(self, key), key))
-        object.__setattr__(self, "path", _as_tuple(self.path))
+            with at_field(key):
+                classes = _resolve_types(getattr(self, key))
+            object.__setattr__(self, f"_{'classes' if key == 'type' else key}", classes)
+        for key in ("path", "name", "role", "ndim"):
+            object.__setattr__(self, key, _as_tuple(getattr(self, key)))
         object.__setattr__(self, "_exact", frozenset(
             _unescape(g) for g in self.path if _unescape(g) is not None))
         object.__setattr__(self, "_globs", tuple(g for g in self.path if _unescape(g) is None))
-        object.__setattr__(self, "name", _as_tuple(self.name))
-        object.__setattr__(self, "role", _as_tuple(self.role))
-        object.__setattr__(self, "ndim", _as_tuple(self.ndim))
         for r in self.role:
             if r not in ROLES:
                 raise ConfigError(f"unknown role {short_repr(r)}; roles are {ROLES}."
-                                  + suggest(r, ROLES))
-        for n in self.ndim:
-            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                raise ConfigError(f"selector ndim must be non-negative ints, got {short_repr(n)}")
+                                  + suggest(r, ROLES), field=("role",))
         if self.regex is not None:
-            object.__setattr__(self, "_regex", LinearRegex(self.regex))
-        if self.block is not None and not isinstance(self.block, str):
-            raise ConfigError(f"selector block must be a block name, got {short_repr(self.block)}")
+            with at_field("regex"):
+                object.__setattr__(self, "_regex", LinearRegex(self.regex))
 
     def matches(self, p: ParamInfo) -> bool:
         """Whether every given condition holds for ``p`` (the block condition: ``p`` has it)."""
@@ -187,8 +181,6 @@ class Select:
         return " ".join(parts) if parts else "every parameter"
 
 
-SELECT_KEYS = ("type", "within", "path", "regex", "name", "role", "ndim", "block")
-
 
 def as_select(match: Select | Mapping[str, Any] | None) -> Select:
     """Accept a :class:`Select`, a dict of its fields, or None (match everything)."""
@@ -197,12 +189,7 @@ def as_select(match: Select | Mapping[str, Any] | None) -> Select:
     if isinstance(match, Select):
         return match
     if isinstance(match, Mapping):
-        unknown = sorted(set(match) - set(SELECT_KEYS))
-        if unknown:
-            raise ConfigError(
-                f"unknown selector key(s) {unknown}; selectors take {list(SELECT_KEYS)}."
-                + "".join(suggest(u, SELECT_KEYS) for u in unknown)
-            )
+        check_keys(match, SELECT_KEYS, "selector")
         return Select(**match)
     raise ConfigError(
         f"a selector must be a Select or a dict of its fields, got {short_repr(match)}")

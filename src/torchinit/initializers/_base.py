@@ -21,7 +21,7 @@ from .._streams.regions import block_rows
 from .._streams.reference import sample_distribution
 
 __all__ = ["Initializer", "ElementwiseInitializer", "StructuredInitializer", "GainMixin",
-           "check_finite", "check_distribution"]
+           "check_finite", "check_non_negative", "check_distribution"]
 
 
 def check_real(owner: str, allow_inf: bool = False, **values: float) -> None:
@@ -30,15 +30,16 @@ def check_real(owner: str, allow_inf: bool = False, **values: float) -> None:
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise InitializerError(f"{owner}: {name} must be a real number, got"
-                                   f" {short_repr(value)}")
+                                   f" {short_repr(value)}", field=(name,))
         try:
             as_float = float(value)
         except OverflowError:
             raise InitializerError(f"{owner}: {name} must be a finite float64 number, got"
                                    f" {short_repr(value)}, beyond float64's largest value"
-                                   f" {sys.float_info.max:.4g}") from None
+                                   f" {sys.float_info.max:.4g}", field=(name,)) from None
         if math.isnan(as_float) or (not allow_inf and math.isinf(as_float)):
-            raise InitializerError(f"{owner}: {name} must be finite, got {short_repr(value)}")
+            raise InitializerError(f"{owner}: {name} must be finite, got {short_repr(value)}",
+                                   field=(name,))
 
 
 # The largest |z| the normal sampler can return: ndtri of the smallest 53-bit uniform
@@ -68,11 +69,13 @@ def check_finite(owner: str, **values: float) -> None:
     check_real(owner, False, **values)
 
 
-def _check_non_negative(owner: str, **values: float) -> None:
+def check_non_negative(owner: str, **values: float) -> None:
+    """Raise if any named value is not a finite real number >= 0."""
     check_finite(owner, **values)
     for name, value in values.items():
         if value < 0:
-            raise InitializerError(f"{owner}: {name} must be >= 0, got {short_repr(value)}")
+            raise InitializerError(f"{owner}: {name} must be >= 0, got {short_repr(value)}",
+                                   field=(name,))
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class GainMixin:
     gain: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_non_negative(getattr(self, "name", type(self).__name__), gain=self.gain)
+        check_non_negative(getattr(self, "name", type(self).__name__), gain=self.gain)
 
 
 class Initializer(abc.ABC):

@@ -18,12 +18,12 @@ from .._streams.distributions import (
 )
 from ._base import (
     ElementwiseInitializer,
-    _check_non_negative,
+    check_non_negative,
     check_distribution,
     check_finite,
     check_real,
 )
-from ._registry import register
+from ._registry import deprecate_alias, register
 
 __all__ = ["Zeros", "Ones", "Constant", "Uniform", "Normal", "TruncatedNormal",
            "TruncatedNormalStd"]
@@ -98,13 +98,13 @@ class Uniform(ElementwiseInitializer):
             raise InitializerError(
                 f"uniform needs low < high, got low={short_repr(self.low)},"
                 f" high={short_repr(self.high)};"
-                " for a constant use constant(value)"
+                " for a constant use constant(value)", field=("high",)
             )
         if not math.isfinite(self.high - self.low):
             raise InitializerError(
                 f"uniform: high - low overflows float64 for low={short_repr(self.low)},"
-                f" high={short_repr(self.high)}; the width of the interval must be below 1.8e308"
-            )
+                f" high={short_repr(self.high)}; the width of the interval must be below 1.8e308",
+                field=("high",))
         check_distribution("uniform", self.distribution_for())
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
@@ -130,7 +130,7 @@ class Normal(ElementwiseInitializer):
 
     def __post_init__(self) -> None:
         check_finite("normal", mean=self.mean)
-        _check_non_negative("normal", stddev=self.stddev)
+        check_non_negative("normal", stddev=self.stddev)
         check_distribution("normal", self.distribution_for())
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
@@ -157,7 +157,12 @@ class TruncatedNormal(ElementwiseInitializer):
     ``N(mean, stddev^2)`` restricted to the absolute interval ``[a, b]``. ``stddev`` is the
     standard deviation *before* truncation, so the result has a smaller std: for the defaults
     (``stddev=1``, ``a=-2``, ``b=2``) it is 0.8796. ``Initializer.std()`` reports the exact
-    post-truncation value. For Keras/JAX semantics (bounds in std units, std corrected) use
+    post-truncation value.
+
+    Keras's ``TruncatedNormal(mean=m, stddev=s)`` and JAX's ``truncated_normal(stddev=s)``
+    have these semantics too (no std correction; values beyond two std are re-drawn): they
+    are ``TruncatedNormal(m, s, a=m - 2 s, b=m + 2 s)``. The std-corrected variant that
+    Keras's and JAX's ``VarianceScaling(distribution="truncated_normal")`` draw is
     :class:`TruncatedNormalStd`.
 
     Args:
@@ -177,10 +182,10 @@ class TruncatedNormal(ElementwiseInitializer):
 
     def __post_init__(self) -> None:
         check_finite("trunc_normal", mean=self.mean, a=self.a, b=self.b)
-        _check_non_negative("trunc_normal", stddev=self.stddev)
+        check_non_negative("trunc_normal", stddev=self.stddev)
         if not self.a < self.b:
             raise InitializerError(f"trunc_normal needs a < b, got a={short_repr(self.a)},"
-                                   f" b={short_repr(self.b)}")
+                                   f" b={short_repr(self.b)}", field=("b",))
         check_distribution("trunc_normal", self.distribution_for())
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
@@ -214,15 +219,14 @@ class TruncatedNormalStd(ElementwiseInitializer):
     upper: float = 2.0
     name = "truncated_normal_std"
     formula = 'w = mean + s z, z ~ N(0,1) truncated to [lower, upper], s = stddev / sd(z)'
-    aliases = ("truncated_normal_keras",)
 
     def __post_init__(self) -> None:
         check_finite("truncated_normal_std", mean=self.mean, lower=self.lower, upper=self.upper)
-        _check_non_negative("truncated_normal_std", stddev=self.stddev)
+        check_non_negative("truncated_normal_std", stddev=self.stddev)
         if not self.lower < self.upper:
             raise InitializerError(
                 f"truncated_normal_std needs lower < upper, got {short_repr(self.lower)},"
-                f" {short_repr(self.upper)}"
+                f" {short_repr(self.upper)}", field=("upper",)
             )
         check_distribution("truncated_normal_std", self.distribution_for())
 
@@ -233,3 +237,10 @@ class TruncatedNormalStd(ElementwiseInitializer):
         lower, upper = float(self.lower), float(self.upper)
         scale = target / truncated_std_factor(lower, upper)
         return _trunc_dist(float(self.mean), scale, lower, upper, "truncated_normal_std")
+
+
+deprecate_alias(
+    "truncated_normal_keras", TruncatedNormalStd,
+    "Keras's TruncatedNormal(stddev=s) does not correct the std (it is"
+    " trunc_normal(stddev=s, a=-2s, b=2s)); the std-corrected variant of Keras's"
+    " VarianceScaling is truncated_normal_std, which this name resolves to")

@@ -7,15 +7,20 @@ class's dataclass fields.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from ..errors import ConfigError, UnknownNameError, short_repr, suggest
+from .._deprecation import REMOVED_IN
+from .._stack import user_stacklevel
+from ..errors import ConfigError, UnknownNameError, at_field, short_repr, suggest
 from ._base import Initializer
 
-__all__ = ["register", "get", "names", "from_config", "lookup"]
+__all__ = ["register", "deprecate_alias", "get", "names", "from_config", "lookup"]
 
 _BY_NAME: dict[str, type[Initializer]] = {}
+_DEPRECATED: dict[str, str] = {}
+"""Deprecated alias -> what to write instead (the alias still resolves, with a warning)."""
 T = TypeVar("T", bound=type[Initializer])
 
 
@@ -36,10 +41,19 @@ def register(cls: T) -> T:
     return cls
 
 
+def deprecate_alias(alias: str, cls: type[Initializer], advice: str) -> None:
+    """Keep ``alias`` resolving to ``cls``, with a DeprecationWarning that gives ``advice``.
+
+    Deprecated aliases are left out of :func:`names`.
+    """
+    _BY_NAME[alias] = cls
+    _DEPRECATED[alias] = advice
+
+
 def names(include_aliases: bool = False) -> list[str]:
     """Sorted registered names (canonical names only unless ``include_aliases``)."""
     if include_aliases:
-        return sorted(_BY_NAME)
+        return sorted(n for n in _BY_NAME if n not in _DEPRECATED)
     return sorted({cls.name for cls in _BY_NAME.values()})
 
 
@@ -47,16 +61,17 @@ def lookup(name: str) -> type[Initializer]:
     """The class registered under ``name`` (a canonical name or an alias)."""
     if not isinstance(name, str):
         raise ConfigError(f"an initializer name must be a string, got {short_repr(name)}")
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        key = name.lower().replace("-", "_")
-        if key in _BY_NAME:
-            return _BY_NAME[key]
+    key = name if name in _BY_NAME else name.lower().replace("-", "_")
+    if key not in _BY_NAME:
         raise UnknownNameError(
-            f"unknown initializer {short_repr(name)}." + suggest(key, _BY_NAME)
+            f"unknown initializer {short_repr(name)}." + suggest(key, names(True))
             + " See torchinit.initializers.names() for the catalog."
-        ) from None
+        )
+    if key in _DEPRECATED:
+        warnings.warn(f"the initializer name {key!r} is deprecated and will be removed in"
+                      f" torchinit {REMOVED_IN}: {_DEPRECATED[key]}", DeprecationWarning,
+                      stacklevel=user_stacklevel())
+    return _BY_NAME[key]
 
 
 def get(name: str, **kwargs: Any) -> Initializer:
@@ -73,7 +88,7 @@ def get(name: str, **kwargs: Any) -> Initializer:
         hint = "".join(suggest(u, fields) for u in unknown)
         raise ConfigError(
             f"{cls.name} has no argument(s) {', '.join(map(short_repr, unknown))}; it takes"
-            f" {sorted(fields) or 'no arguments'}.{hint}"
+            f" {sorted(fields) or 'no arguments'}.{hint}", field=(unknown[0],)
         )
     return cls(**kwargs)
 
@@ -85,4 +100,7 @@ def from_config(config: Mapping[str, Any]) -> Initializer:
             f"an initializer config must be a mapping with a 'name' key, got {short_repr(config)}"
         )
     args = dict(config)
-    return get(args.pop("name"), **args)
+    name = args.pop("name")
+    with at_field("name"):
+        cls = lookup(name)
+    return get(cls.name, **args)

@@ -16,7 +16,7 @@ import torch
 from ..errors import InitializerError, describe_target, short_repr
 from .._streams import Key, NormalDist, UniformDist
 from .._streams.reference import sample_distribution
-from ._base import GainMixin, StructuredInitializer, _check_non_negative, check_finite
+from ._base import GainMixin, StructuredInitializer, check_non_negative, check_finite
 from ._registry import register
 
 __all__ = ["Orthogonal", "DeltaOrthogonal", "Eye", "Dirac", "Sparse"]
@@ -149,7 +149,8 @@ class Dirac(StructuredInitializer):
     def __post_init__(self) -> None:
         if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 1:
             raise InitializerError(
-                f"dirac: groups must be a positive int, got {short_repr(self.groups)}")
+                f"dirac: groups must be a positive int, got {short_repr(self.groups)}",
+                field=("groups",))
 
     def _check_shape(self, shape: tuple[int, ...], path: str | None) -> None:
         if shape[0] % self.groups:
@@ -204,8 +205,9 @@ class Sparse(StructuredInitializer):
         check_finite(self.name, sparsity=self.sparsity)
         if not 0.0 <= self.sparsity <= 1.0:
             raise InitializerError(
-                f"sparse: sparsity must be in [0, 1], got {short_repr(self.sparsity)}")
-        _check_non_negative(self.name, stddev=self.stddev)
+                f"sparse: sparsity must be in [0, 1], got {short_repr(self.sparsity)}",
+                field=("sparsity",))
+        check_non_negative(self.name, stddev=self.stddev)
 
     def _generate(self, shape: tuple[int, ...], key: Key) -> torch.Tensor:
         rows, cols = shape

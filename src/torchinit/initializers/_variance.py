@@ -14,7 +14,7 @@ from typing import Literal, get_args
 
 from .._deprecation import renamed
 from .._fans import FAN_MODES, FanMode, Fans
-from ..errors import FanError, InitializerError, UnknownNameError, short_repr, suggest
+from ..errors import FanError, InitializerError, UnknownNameError, at_field, short_repr, suggest
 from .._gains import Nonlinearity, calculate_gain
 from .._streams.distributions import Distribution, NormalDist, TruncNormalDist, UniformDist
 from .._streams.distributions import truncated_std_factor
@@ -63,7 +63,7 @@ def _check_mode(owner: str, mode: str, allowed: tuple[str, ...] = FAN_MODES) -> 
     if mode not in allowed:
         raise InitializerError(
             f"{owner}: mode must be one of {allowed}, got {short_repr(mode)}."
-            + suggest(mode, allowed)
+            + suggest(mode, allowed), field=("mode",)
         )
 
 
@@ -92,7 +92,9 @@ class VarianceScaling(ElementwiseInitializer):
     Args:
         scale: Positive scaling factor (the square of a gain).
         mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
-        distribution: ``"truncated_normal"`` (std-corrected, truncated at 2 std),
+        distribution: ``"truncated_normal"`` (Keras's and JAX's name: the std-corrected
+            truncated normal, the same values as
+            ``TruncatedNormalStd(stddev=sqrt(scale / n))``, not torch's ``trunc_normal``),
             ``"normal"`` or ``"uniform"``.
     """
 
@@ -108,9 +110,11 @@ class VarianceScaling(ElementwiseInitializer):
         check_finite("variance_scaling", scale=self.scale)
         if self.scale <= 0:
             raise InitializerError(
-                f"variance_scaling: scale must be > 0, got {short_repr(self.scale)}")
+                f"variance_scaling: scale must be > 0, got {short_repr(self.scale)}",
+                field=("scale",))
         _check_mode("variance_scaling", self.mode)
-        variance_distribution(1.0, self.distribution)
+        with at_field("distribution"):
+            variance_distribution(1.0, self.distribution)
 
     def distribution_for(self, fans: Fans | None = None) -> Distribution:
         n = _fans(fans, self.name, self.mode).get(self.mode)

@@ -12,8 +12,8 @@ after it override it: ``ti.presets.get("bert") + [ti.Rule(path="classifier.*", i
 :func:`register`.
 """
 
-from . import _factories, _frameworks, _language, _mamba, _recipes, _residual, _vision  # noqa: F401
-# (importing them registers their factories and presets)
+from . import _init_functions, _frameworks, _language, _mamba, _recipes, _residual, _vision  # noqa: F401
+# (importing them registers their init functions and presets)
 from ._configs import from_config
 from ._registry import describe, get, names, register
 

@@ -31,14 +31,14 @@ TORCH_DEFAULT_TYPES = (
     "LayerNorm", "GroupNorm", "RMSNorm",
     "PReLU",
 )
-"""The layer types whose ``reset_parameters()`` the ``torch_default`` factory reproduces
+"""The layer types whose ``reset_parameters()`` the ``torch_default`` init function reproduces
 (subclasses included, e.g. ``LazyLinear`` once materialized)."""
 
 
 def torch_defaults(preset: str) -> Rule:
     """The rule of the ``torch`` preset, also the first (most general) rule of the recipes:
     every layer type in :data:`TORCH_DEFAULT_TYPES` gets what its ``reset_parameters()`` draws."""
-    return rule(preset, {"factory": "torch_default"}, fan_convention="torch", type=TORCH_DEFAULT_TYPES,
+    return rule(preset, {"function": "torch_default"}, fan_convention="torch", type=TORCH_DEFAULT_TYPES,
                 label="torch layer types -> torch_default")
 
 
@@ -46,7 +46,7 @@ def torch_defaults(preset: str) -> Rule:
 def pytorch() -> Plan:
     """PyTorch's own defaults: what each layer's ``reset_parameters()`` draws.
 
-    One rule, ``{"factory": "torch_default"}`` with torch's axis-order fans, for every layer type
+    One rule, ``{"function": "torch_default"}`` with torch's axis-order fans, for every layer type
     in ``TORCH_DEFAULT_TYPES``: Linear/Conv/ConvTranspose weights and biases
     ``U(+-1/sqrt(fan_in))`` (``kaiming_uniform_(a=sqrt(5))``), Bilinear
     ``U(+-1/sqrt(in1_features))``, Embedding ``N(0, 1)``, RNN/LSTM/GRU and cells
@@ -72,8 +72,8 @@ def keras() -> Plan:
       the fused gate kernels, whose fan-out is ``gates * units``).
     * Recurrent kernels: ``orthogonal`` over the whole fused ``(gates * units, units)`` matrix,
       as Keras's single ``recurrent_kernel`` (so one gate's block is not orthogonal by itself).
-    * ``nn.MultiheadAttention``: ``glorot_uniform`` on Keras's 3-D einsum kernels (factory
-      ``keras_attention``).
+    * ``nn.MultiheadAttention``: ``glorot_uniform`` on Keras's 3-D einsum kernels (the init
+      function ``keras_attention``).
     * Biases zeros. LSTM ``unit_forget_bias=True``: Keras has one bias whose forget block is 1;
       torch adds ``bias_ih`` and ``bias_hh``, so the forget block of ``bias_ih`` is 1 and
       ``bias_hh`` is 0, and their sum is Keras's bias.
@@ -88,7 +88,7 @@ def keras() -> Plan:
     ``initializers/random_initializers.py`` (``compute_fans``, ``OrthogonalInitializer``).
     """
     r = partial(rule, "keras")
-    attention = {"factory": "keras_attention"}
+    attention = {"function": "keras_attention"}
     return Plan([
         r(XavierUniform(), role="weight", fan_convention="torch"),
         r(Zeros(), role="bias"),

@@ -5,8 +5,8 @@ Each selects parameters by the module names of its codebase (``layers.3.attentio
 ``self_attention.linear_proj``, ...), at the model's root or under any prefix. Stds that depend
 on a block's index (torchtitan's ``depth_init``, OLMo's ``llama_depth``) are one rule per layer,
 ``layers.{i}.<suffix>`` (``blocks.{i}.`` for OLMo) for ``i < n_layers``, after a guard rule on
-every ``<suffix>`` whose factory (``layer_not_covered``) raises for a parameter no per-layer rule
-covers: one with no layer index in its path, or with an index of ``n_layers`` or more. (A factory
+every ``<suffix>`` whose init function (``layer_not_covered``) raises for a parameter no per-layer rule
+covers: one with no layer index in its path, or with an index of ``n_layers`` or more. (An init function
 sees only the parameter, not the preset's ``std``, so it cannot draw these itself.)
 """
 
@@ -19,7 +19,7 @@ from functools import partial
 
 from ..errors import ConfigError
 from ..initializers import Constant, Initializer, Normal, TruncatedNormal, Zeros
-from .._plan import ParamInfo, Plan, Rule, register_factory
+from .._plan import ParamInfo, Plan, Rule, register_init_function
 from ._frameworks import torch_defaults
 from ._recipes import _weights_biases_scales
 from ._registry import anywhere, choice, flag, positive_float, positive_int, register, rule
@@ -40,26 +40,26 @@ def _torch_trunc(std: float) -> TruncatedNormal:
     return TruncatedNormal(0.0, std, -2.0, 2.0)
 
 
-def layer_index(param: ParamInfo, factory: str) -> int:
+def layer_index(param: ParamInfo, function: str) -> int:
     """The block index of a parameter: the first numeric component of its path
     (``model.layers.3.attention.wo.weight`` -> 3).
 
     Raises:
-        ConfigError: for a path with no numeric component, naming ``factory``.
+        ConfigError: for a path with no numeric component, naming ``function``.
     """
     match = _LAYER_INDEX.search(param.path)
     if match is None:
         raise ConfigError(
-            f"factory {factory!r} scales {param.path!r} by the index of its block, but the path"
+            f"init function {function!r} scales {param.path!r} by the index of its block, but the path"
             " has no numeric component (such as 'layers.3.'); the rule should select"
             " parameters inside numbered blocks (an nn.ModuleList or a ModuleDict keyed"
             " '0', '1', ...)")
     return int(match.group(1))
 
 
-def _fan_in(param: ParamInfo, factory: str) -> int:
+def _fan_in(param: ParamInfo, function: str) -> int:
     if param.fans is None or not param.fans.fan_in:
-        raise ConfigError(f"factory {factory!r} needs the fan-in of {param.path!r}"
+        raise ConfigError(f"init function {function!r} needs the fan-in of {param.path!r}"
                           f" ({type(param.module).__name__}), which has none; select weight"
                           " matrices (Linear)")
     return param.fans.fan_in
@@ -69,7 +69,7 @@ def _per_layer(preset: str, blocks: str, suffixes: Sequence[str], n_layers: int,
                init_of: Callable[[int], Initializer], formula: str) -> list[Rule]:
     """The guard rule on every ``suffix``, then, for each layer ``i < n_layers``, a rule giving
     ``{blocks}.{i}.{suffix}`` the initializer ``init_of(i)``."""
-    guard = rule(preset, {"factory": "layer_not_covered"}, optional=False,
+    guard = rule(preset, {"function": "layer_not_covered"}, optional=False,
                  label=f"{', '.join(suffixes)} -> {formula}, one rule per layer",
                  path=anywhere(*suffixes))
     return [guard, *(rule(preset, init_of(i), label=f"layer {i} -> {formula}",
@@ -86,8 +86,8 @@ def _with_outputs(preset: str, base: Initializer, output: Initializer, paths: Se
     return Plan(rules, name=preset)
 
 
-# -- factories ------------------------------------------------------------------------------------
-@register_factory("layer_not_covered")
+# -- init functions---------------------------------------------------------------------------------
+@register_init_function("layer_not_covered")
 def layer_not_covered(param: ParamInfo) -> Initializer:
     """The guard of a preset's per-layer rules; raises for every parameter it initializes.
 
@@ -106,14 +106,14 @@ def layer_not_covered(param: ParamInfo) -> Initializer:
         " number of blocks")
 
 
-@register_factory("trunc_normal_fan_in_3std")
+@register_init_function("trunc_normal_fan_in_3std")
 def trunc_normal_fan_in_3std(param: ParamInfo) -> Initializer:
     """``trunc_normal_(std=s, a=-3 s, b=3 s)`` with ``s = fan_in ** -0.5``: torchtitan's final
     ``output`` projection (``s = dim ** -0.5``, ``Transformer.init_weights``)."""
     return _trunc3(_fan_in(param, "trunc_normal_fan_in_3std") ** -0.5)
 
 
-@register_factory("mitchell_output")
+@register_init_function("mitchell_output")
 def mitchell_output(param: ParamInfo) -> Initializer:
     """OLMo's ``mitchell`` init of a block's output projection in layer ``i``:
     ``trunc_normal_(std=s, a=-3 s, b=3 s)``, ``s = 1 / sqrt(2 * fan_in * (i + 1))``.
@@ -158,7 +158,7 @@ def torchtitan(n_layers: int, std: float = 0.02, depth_init: bool = True) -> Pla
       ``std / sqrt(2 * (i + 1))`` in block ``i`` (``depth_init``, one rule per layer under
       ``layers.{i}.``) or ``std / sqrt(2 * n_layers)``.
     * ``tok_embeddings``: ``N(0, 1)``; final ``output``: ``trunc_normal_`` with
-      ``s = dim ** -0.5`` cut at ``3 s`` (factory ``trunc_normal_fan_in_3std``).
+      ``s = dim ** -0.5`` cut at ``3 s`` (init function ``trunc_normal_fan_in_3std``).
     * RMSNorm scales 1. Biases (Llama 3 has none; torchtitan leaves them as allocated) 0.
 
     Options:
@@ -176,7 +176,7 @@ def torchtitan(n_layers: int, std: float = 0.02, depth_init: bool = True) -> Pla
     r = partial(rule, "torchtitan")
     rules = _weights_biases_scales("torchtitan", _torch_trunc(std))
     rules += [r(Normal(0.0, 1.0), role="embedding"),
-              r({"factory": "trunc_normal_fan_in_3std"}, label="output -> trunc_normal(dim ** -0.5)",
+              r({"function": "trunc_normal_fan_in_3std"}, label="output -> trunc_normal(dim ** -0.5)",
                 path=anywhere("output.weight"))]
     if flag("torchtitan", "depth_init", depth_init):
         rules += _per_layer("torchtitan", "layers", TORCHTITAN_OUTPUTS, n_layers,
@@ -258,7 +258,7 @@ def olmo(d_model: int, n_layers: int, scheme: str = "normal", std: float = 0.02)
     * ``llama_depth``: as ``llama`` with ``std / sqrt(2 (i + 1))`` in block ``i``.
     * ``mitchell`` (original OLMo, allenai/OLMo): every weight and embedding
       ``1 / sqrt(d_model)``; ``w_out`` and ``w2`` of block ``i``
-      ``1 / sqrt(2 * fan_in * (i + 1))`` (factory ``mitchell_output``; ``attn_out`` and
+      ``1 / sqrt(2 * fan_in * (i + 1))`` (init function ``mitchell_output``; ``attn_out`` and
       ``ff_out`` there). ``std`` is unused.
 
     Not here: OLMo-core's ``fan_in`` and ``normalized`` (nGPT) schemes, MoE layers,
@@ -294,7 +294,7 @@ def olmo(d_model: int, n_layers: int, scheme: str = "normal", std: float = 0.02)
                             lambda i: _trunc3(std / math.sqrt(2 * (i + 1))),
                             "trunc_normal(std / sqrt(2 (i + 1)))")
     elif scheme == "mitchell":
-        rules.append(r({"factory": "mitchell_output"}, optional=False,
+        rules.append(r({"function": "mitchell_output"}, optional=False,
                        label="outputs -> mitchell_output",
                        path=anywhere("attention.w_out.weight", "feed_forward.w2.weight")))
     return Plan(rules, name="olmo")

@@ -3,7 +3,7 @@
 ``dt_proj.bias`` is the inverse softplus of a log-uniform step (:class:`InverseSoftplusLogUniform`)
 and ``A_log`` the S4D-Real table ``log(1 .. N)`` (:class:`LogArange`): both elementwise and
 keyed like every other scheme, so shards fill bit for bit like the whole tensor. Plans reach
-them through the factories ``mamba_dt_bias`` and ``mamba_a_log``, so plan files round-trip;
+them through the init functions ``mamba_dt_bias`` and ``mamba_a_log``, so plan files round-trip;
 they are not in the initializer catalog, so a manifest's JSON that names them cannot be read
 back (``Manifest.from_json``).
 """
@@ -21,7 +21,7 @@ import torch
 from .._fans import Fans
 from ..errors import FanError, InitializerError
 from ..initializers import Constant, Initializer, KaimingUniform, Normal, Ones, Uniform
-from .._plan import ParamInfo, Plan, register_factory
+from .._plan import ParamInfo, Plan, register_init_function
 from .._streams import Key, UniformDist, sample_distribution
 from ._recipes import _weights_biases_scales
 from ._registry import anywhere, choice, positive_float, positive_int, register, rule
@@ -32,14 +32,14 @@ MAMBA_DT_RANGE = (1e-3, 1e-1, 1e-4)
 """Mamba's ``(dt_min, dt_max, dt_init_floor)`` (``time_step_min/max/floor`` in transformers)."""
 
 
-@register_factory("mamba_dt_bias")
+@register_init_function("mamba_dt_bias")
 def mamba_dt_bias(param: ParamInfo) -> Initializer:
     """Mamba's ``dt_proj.bias``: :class:`InverseSoftplusLogUniform` on Mamba's default range
     ``dt`` in ``[1e-3, 1e-1]`` (its floor ``1e-4`` lies below the range, so it never binds)."""
     return InverseSoftplusLogUniform(*MAMBA_DT_RANGE[:2])
 
 
-@register_factory("mamba_a_log")
+@register_init_function("mamba_a_log")
 def mamba_a_log(param: ParamInfo) -> Initializer:
     """Mamba's ``A_log``: :class:`LogArange`, ``log(1 .. N)`` along the state dimension."""
     return LogArange()
@@ -151,8 +151,8 @@ def mamba(dt_rank: int, std: float = 0.1, dt_scale: float = 1.0, dt_init: str = 
     """Mamba (selective SSM) as transformers' ``MambaForCausalLM`` initializes it.
 
     * ``mixer.dt_proj.bias``: ``softplus^-1(dt)``, ``dt`` log-uniform in ``[1e-3, 1e-1]``
-      (factory ``mamba_dt_bias``), so ``softplus(bias)`` starts in Mamba's step range.
-    * ``mixer.A_log``: ``log(1 .. N)`` along the state dimension (factory ``mamba_a_log``);
+      (init function ``mamba_dt_bias``), so ``softplus(bias)`` starts in Mamba's step range.
+    * ``mixer.A_log``: ``log(1 .. N)`` along the state dimension (init function ``mamba_a_log``);
       ``mixer.D``: 1.
     * ``mixer.dt_proj.weight``: ``U(+-s)`` (``dt_init="random"``) or ``s`` (``"constant"``),
       ``s = dt_rank ** -0.5 * dt_scale``.
@@ -194,8 +194,8 @@ def mamba(dt_rank: int, std: float = 0.1, dt_scale: float = 1.0, dt_init: str = 
           path=anywhere("mixer.out_proj.weight")),
         r(Uniform(-dt_std, dt_std) if random else Constant(dt_std),
           path=anywhere("mixer.dt_proj.weight")),
-        r({"factory": "mamba_dt_bias"}, optional=False, path=anywhere("mixer.dt_proj.bias")),
-        r({"factory": "mamba_a_log"}, optional=False, path=anywhere("mixer.A_log")),
+        r({"function": "mamba_dt_bias"}, optional=False, path=anywhere("mixer.dt_proj.bias")),
+        r({"function": "mamba_a_log"}, optional=False, path=anywhere("mixer.A_log")),
         r(Ones(), path=anywhere("mixer.D")),
     ]
     return Plan(rules, name="mamba")

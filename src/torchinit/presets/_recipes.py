@@ -163,7 +163,7 @@ def _vit_torchvision(r: Callable[..., Rule]) -> list[Rule]:
     return [
         r(XavierUniform(), type="Linear", role="weight", path=mlp),
         r(Normal(0.0, 1e-6), type="Linear", role="bias", path=mlp),
-        r({"factory": "trunc_normal_fan_in"}, fan_convention="torch",
+        r({"function": "trunc_normal_fan_in"}, fan_convention="torch",
           path=anywhere("conv_proj.weight", "heads.pre_logits.weight")),
         r(KaimingNormal(mode="fan_out"), fan_convention="torch",
           path=anywhere("conv_proj.conv_last.weight")),
@@ -192,7 +192,7 @@ def vit(flavor: str = "timm") -> Plan:
 
     * The MLP blocks' Linear layers (``*.mlp.*``) ``xavier_uniform_``, biases ``N(0, 1e-6)``.
     * ``conv_proj`` (the patch embedding) and ``heads.pre_logits``
-      ``trunc_normal_(std=sqrt(1 / fan_in))``, bounds +-2 (factory ``trunc_normal_fan_in``),
+      ``trunc_normal_(std=sqrt(1 / fan_in))``, bounds +-2 (init function ``trunc_normal_fan_in``),
       biases 0; with a conv stem, ``conv_proj.conv_last`` ``N(0, 2 / out_channels)``
       (``kaiming_normal_(mode="fan_out")`` of a 1x1 conv), bias 0.
     * ``heads.head`` weight and bias 0; ``class_token`` 0; ``encoder.pos_embedding``
@@ -229,7 +229,7 @@ def resnet(zero_init_residual: bool = True,
     * ``zero_init_residual``: the scale of each residual block's last norm layer starts at 0
       (Goyal et al. 2017), so every block starts as the identity. ``last_bn_paths`` selects
       candidates; of those, the last norm layer of each block (``bn3`` of ``Bottleneck``,
-      ``bn2`` of ``BasicBlock``) gets 0 and the others 1 (factory ``last_norm_zero``). The
+      ``bn2`` of ``BasicBlock``) gets 0 and the others 1 (init function ``last_norm_zero``). The
       rule warns if it matches nothing. torchvision's own default is ``False``.
 
     Options:
@@ -249,6 +249,6 @@ def resnet(zero_init_residual: bool = True,
              type=CONV_TYPES, role="weight"),
     ]
     if zero_init:
-        rules.append(rule("resnet", {"factory": "last_norm_zero"}, optional=False,
+        rules.append(rule("resnet", {"function": "last_norm_zero"}, optional=False,
                           label="last_bn_paths -> last_norm_zero", path=paths, role="scale"))
     return Plan(rules, name="resnet")

@@ -12,6 +12,7 @@ from functools import partial
 
 from ..initializers import (Constant, Initializer, KaimingNormal, Normal, TruncatedNormal,
                             VarianceScaling, Zeros)
+from .._fans import FanConvention
 from .._plan import Plan, Rule
 from ._frameworks import torch_defaults
 from ._recipes import CONV_TYPES, FLAVORS
@@ -79,13 +80,13 @@ def convnext(layer_scale: float = 1e-6, head_scale: float = 1.0) -> Plan:
     return Plan(rules, name="convnext")
 
 
-def _fan_out_convs(preset: str, conv_fans: str, linear: Initializer) -> list[Rule]:
+def _fan_out_convs(preset: str, conv_fans: FanConvention, linear: Initializer) -> list[Rule]:
     """torch defaults; conv weights ``kaiming_normal_(mode="fan_out")`` read with ``conv_fans``,
     Linear weights ``linear``, conv and Linear biases 0 (norms keep torch's 1 / 0)."""
     r = partial(rule, preset)
     return [
         torch_defaults(preset),
-        r(KaimingNormal(mode="fan_out"), fans=conv_fans, type=CONV_TYPES, role="weight"),
+        r(KaimingNormal(mode="fan_out"), fan_convention=conv_fans, type=CONV_TYPES, role="weight"),
         r(linear, type="Linear", role="weight"),
         r(Zeros(), type=(*CONV_TYPES, "Linear"), role="bias"),
     ]
@@ -118,8 +119,8 @@ def efficientnet(flavor: str = "timm") -> Plan:
     captured from timm's ``efficientnet_b0`` and ``mobilenetv3_small_050`` and torchvision's
     ``efficientnet_b0`` (``tests/test_presets_vision.py``).
     """
-    conv_fans = {"timm": "semantic", "torchvision": "torch"}[
-        choice("efficientnet", "flavor", flavor, FLAVORS)]
+    conventions: dict[str, FanConvention] = {"timm": "semantic", "torchvision": "torch"}
+    conv_fans = conventions[choice("efficientnet", "flavor", flavor, FLAVORS)]
     classifier = VarianceScaling(1.0 / 3.0, "fan_out", "uniform")
     return Plan(_fan_out_convs("efficientnet", conv_fans, classifier), name="efficientnet")
 

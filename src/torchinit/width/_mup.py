@@ -259,7 +259,8 @@ def _from_config(options: Mapping[str, Any]) -> MuP:
     unknown = sorted(set(options) - {"optimizer", "output", "std", "base"})
     if unknown or "base" not in options:
         raise ConfigError("a μP parametrization takes 'base' (its base shapes) and optionally"
-                          f" 'optimizer', 'output', 'std'; got {sorted(options)}")
+                          f" 'optimizer', 'output', 'std'; got {sorted(options)}",
+                          field=(unknown[0],) if unknown else ())
     return MuP(BaseShapes.from_dict(options["base"]), options.get("optimizer", "adam"),
                options.get("output", "zero"), options.get("std"))
 

@@ -100,7 +100,8 @@ class Spectral(Parametrization):
 def _from_config(options: Mapping[str, Any]) -> Spectral:
     unknown = sorted(set(options) - {"optimizer"})
     if unknown:
-        raise ConfigError(f"the spectral parametrization takes only 'optimizer', got {unknown}")
+        raise ConfigError(f"the spectral parametrization takes only 'optimizer', got {unknown}",
+                          field=(unknown[0],))
     return Spectral(options.get("optimizer", "sgd"))
 
 

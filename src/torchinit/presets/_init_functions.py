@@ -1,6 +1,6 @@
-"""Initializer factories the presets need: initializers that depend on the module they meet.
+"""Init functions the presets need: initializers that depend on the module they meet.
 
-Registered by name (see :func:`torchinit._plan.register_factory`), so plans that use them can be
+Registered by name (see :func:`torchinit._plan.register_init_function`), so plans that use them can be
 written to files and read back.
 """
 
@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..initializers import Initializer, Ones, TruncatedNormal, Uniform, Zeros
 from .._layouts import fans as layer_fans
-from .._plan import ParamInfo, register_factory
+from .._plan import ParamInfo, register_init_function
 from .._plan.roles import is_norm
 
 __all__ = ["keras_attention", "last_norm_zero", "keras_kernel_fan_sum"]
@@ -39,7 +39,7 @@ def _owning_attention(param: ParamInfo) -> nn.MultiheadAttention | None:
     return parent if isinstance(parent, nn.MultiheadAttention) else None
 
 
-@register_factory("keras_attention")
+@register_init_function("keras_attention")
 def keras_attention(param: ParamInfo) -> Initializer:
     """Keras ``MultiHeadAttention``'s ``glorot_uniform`` on torch's ``nn.MultiheadAttention``.
 
@@ -64,7 +64,7 @@ def keras_attention(param: ParamInfo) -> Initializer:
         kernel = (attention.num_heads, attention.head_dim, attention.out_proj.out_features)
     else:
         raise ConfigError(
-            f"factory 'keras_attention' initializes the projection weights of"
+            f"init function 'keras_attention' initializes the projection weights of"
             f" nn.MultiheadAttention (in_proj_weight, q/k/v_proj_weight, out_proj.weight), not"
             f" {param.path!r} ({type(module).__name__}); select those with"
             " type='MultiheadAttention', role='weight' or type='Linear',"
@@ -73,7 +73,7 @@ def keras_attention(param: ParamInfo) -> Initializer:
     return Uniform(-bound, bound)
 
 
-@register_factory("last_norm_zero")
+@register_init_function("last_norm_zero")
 def last_norm_zero(param: ParamInfo) -> Initializer:
     """Zero for the scale of a residual block's last normalization layer, one for the others.
 
@@ -89,14 +89,14 @@ def last_norm_zero(param: ParamInfo) -> Initializer:
     parent = param.ancestors[-1] if param.ancestors else None
     if not is_norm(module) or param.name != "weight" or parent is None:
         raise ConfigError(
-            f"factory 'last_norm_zero' initializes the weight of a normalization layer inside"
+            f"init function 'last_norm_zero' initializes the weight of a normalization layer inside"
             f" a residual block, not {param.path!r} ({type(module).__name__}); point the rule's"
             " paths at the blocks' norm weights, e.g. 'layer*.*.bn2.weight'")
     norms = [child for child in parent.children() if is_norm(child)]
     return Zeros() if norms[-1] is module else Ones()
 
 
-@register_factory("trunc_normal_fan_in")
+@register_init_function("trunc_normal_fan_in")
 def trunc_normal_fan_in(param: ParamInfo) -> Initializer:
     """``trunc_normal_(std=sqrt(1 / fan_in))`` with torch's absolute bounds ``[-2, 2]``.
 

@@ -1,8 +1,8 @@
-"""Initializer factories: rules whose initializer depends on the module it meets.
+"""Init functions: rules whose initializer depends on the module it meets.
 
-A factory is a named function ``(param: ParamInfo) -> Initializer``, registered here so plans
-and config files can refer to it by name (``{"factory": "torch_default"}``) without executing
-code. The manifest records the initializer each factory produced.
+An init function is a named function ``(param: ParamInfo) -> Initializer``, registered here so plans
+and config files can refer to it by name (``{"function": "torch_default"}``) without executing
+code. The manifest records the initializer each function produced.
 """
 
 from __future__ import annotations
@@ -14,75 +14,81 @@ from typing import TypeVar, overload
 
 from torch import nn
 
+from .._moved import moved_attribute
 from ..errors import ConfigError, FanError, UnknownNameError, short_repr, suggest
 from ..initializers import Constant, Initializer, Normal, Ones, Uniform, Zeros
 from .._layouts import fans as layer_fans
 from .roles import NORM_TYPES, is_norm
 from .selectors import ParamInfo
 
-__all__ = ["InitFactory", "register_factory", "factory_names"]
+__all__ = ["InitFunction", "register_init_function", "init_function_names"]
 
-FactoryFn = Callable[[ParamInfo], Initializer]
-_FACTORIES: dict[str, FactoryFn] = {}
-_F = TypeVar("_F", bound=FactoryFn)
+
+def __getattr__(name: str) -> object:
+    """The former names (``InitFactory``, ``register_factory``), with a warning."""
+    return moved_attribute(__name__, name)
+
+InitFn = Callable[[ParamInfo], Initializer]
+_FUNCTIONS: dict[str, InitFn] = {}
+_F = TypeVar("_F", bound=InitFn)
 
 
 @overload
-def register_factory(name: str, fn: None = None, *, replace: bool = False
+def register_init_function(name: str, fn: None = None, *, replace: bool = False
                      ) -> Callable[[_F], _F]: ...
 
 
 @overload
-def register_factory(name: str, fn: _F, *, replace: bool = False) -> _F: ...
+def register_init_function(name: str, fn: _F, *, replace: bool = False) -> _F: ...
 
 
-def register_factory(name: str, fn: _F | None = None, *, replace: bool = False
+def register_init_function(name: str, fn: _F | None = None, *, replace: bool = False
                      ) -> _F | Callable[[_F], _F]:
     """Register ``fn(param_info) -> Initializer`` under ``name`` (usable as a decorator).
 
     Raises:
         ConfigError: for a function that is not callable, or a name another function already
-            has (plans name factories, so two under one name would change what a plan file
+            has (plans name init functions, so two under one name would change what a plan file
             means; ``replace=True`` replaces on purpose).
     """
     def add(f: _F) -> _F:
         if not callable(f):
-            raise ConfigError(f"factory {name!r} must be callable, got {f!r}")
-        owner = _FACTORIES.get(name)
+            raise ConfigError(f"init function {name!r} must be callable, got {f!r}")
+        owner = _FUNCTIONS.get(name)
         if owner is not None and owner is not f and not replace \
                 and (owner.__module__, owner.__qualname__) != (f.__module__, f.__qualname__):
-            raise ConfigError(f"factory {name!r} is already registered ({owner.__module__}."
+            raise ConfigError(f"init function {name!r} is already registered ({owner.__module__}."
                               f"{owner.__qualname__}); choose another name, or pass"
                               " replace=True")
-        _FACTORIES[name] = f
+        _FUNCTIONS[name] = f
         return f
 
     return add(fn) if fn is not None else add
 
 
-def factory_names() -> list[str]:
-    """Registered factory names."""
-    return sorted(_FACTORIES)
+def init_function_names() -> list[str]:
+    """Registered init function names."""
+    return sorted(_FUNCTIONS)
 
 
 @dataclass(frozen=True)
-class InitFactory:
-    """A reference to a registered factory, by name."""
+class InitFunction:
+    """A reference to a registered init function, by name."""
 
     name: str
 
     def __post_init__(self) -> None:
-        if self.name not in _FACTORIES:
+        if self.name not in _FUNCTIONS:
             raise UnknownNameError(
-                f"unknown initializer factory {short_repr(self.name)}; known: {factory_names()}."
-                + suggest(self.name, _FACTORIES)
+                f"unknown init function {short_repr(self.name)}; known: {init_function_names()}."
+                + suggest(self.name, _FUNCTIONS)
             )
 
     def __call__(self, param: ParamInfo) -> Initializer:
-        return _FACTORIES[self.name](param)
+        return _FUNCTIONS[self.name](param)
 
     def to_config(self) -> dict[str, str]:
-        return {"factory": self.name}
+        return {"function": self.name}
 
 
 def _symmetric_uniform(bound: float) -> Initializer:
@@ -93,7 +99,7 @@ def _parent_is_attention(param: ParamInfo) -> bool:
     return bool(param.ancestors) and isinstance(param.ancestors[-1], nn.MultiheadAttention)
 
 
-@register_factory("torch_default")
+@register_init_function("torch_default")
 def torch_default(param: ParamInfo) -> Initializer:
     """The distribution ``reset_parameters()`` of torch's own layers draws for this parameter.
 
@@ -141,5 +147,5 @@ def torch_default(param: ParamInfo) -> Initializer:
     raise FanError(
         f"torch_default does not know the default initialization of {type(m).__name__}."
         f"{name} (parameter {param.path!r}); add a rule for it after the torch preset's"
-        " rule (later rules win), or register a factory"
+        " rule (later rules win), or register an init function"
     )
