@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pickle
@@ -267,6 +268,27 @@ def test_errors_carry_the_field_they_are_about():
         ti.Plan([{"init": "zeros"}, {"init": {"name": "normal", "mean": float("nan")}}])
     assert info.value.field == ("rules", 1, "init", "mean")
     assert pickle.loads(pickle.dumps(info.value)).field == info.value.field
+
+
+def test_a_type_error_inside_a_registered_initializer_is_a_config_error(monkeypatch):
+    from torchinit.initializers import _registry
+
+    monkeypatch.setattr(_registry, "_BY_NAME", dict(_registry._BY_NAME))  # registered here only
+
+    @ti.initializers.register
+    @dataclasses.dataclass(frozen=True)
+    class Shifted(ti.initializers.ElementwiseInitializer):
+        shift: float = 1.0
+        name = "test_shifted_normal"
+
+        def __post_init__(self) -> None:
+            self.shift + 1.0  # no check of its own: a string fails here with a TypeError
+
+        def distribution_for(self, fans=None):
+            return ti.Normal(self.shift).distribution_for()
+
+    with pytest.raises(PlanError, match=r"^rules\[0\]\.init: test_shifted_normal: .*\['shift'\]"):
+        ti.Plan.from_dict({"rules": [{"init": {"name": "test_shifted_normal", "shift": "x"}}]})
     with pytest.raises(ConfigError, match="fan_convention"):
         ti.Rule(init="zeros", fan_convention="axis")
     with pytest.warns(DeprecationWarning, match="'fans' is now 'fan_convention'"):

@@ -90,7 +90,11 @@ def get(name: str, **kwargs: Any) -> Initializer:
             f"{cls.name} has no argument(s) {', '.join(map(short_repr, unknown))}; it takes"
             f" {sorted(fields) or 'no arguments'}.{hint}", field=(unknown[0],)
         )
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # an argument of a type a registered class does not check itself
+        raise ConfigError(f"{cls.name}: {err}; check the types of its arguments"
+                          f" {sorted(kwargs)}") from err
 
 
 def from_config(config: Mapping[str, Any]) -> Initializer:
