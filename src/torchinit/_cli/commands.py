@@ -85,7 +85,7 @@ def _input_embedding(model: nn.Module) -> nn.Embedding | None:
     get = getattr(model, "get_input_embeddings", None)
     try:
         found = get() if callable(get) else None
-    except NotImplementedError:  # transformers' base class, for a model without a base model
+    except NotImplementedError:  # PreTrainedModel's answer when it has no base model to ask
         found = None
     if isinstance(found, nn.Embedding):
         return found

@@ -8,6 +8,6 @@ from .roles import ROLES, roles_of
 from .rules import Rule
 from .selectors import ParamInfo, Select
 
-__all__ = ["Plan", "Rule", "Select", "Manifest", "last_manifest", "Record", "BlockEntry", "ParamInfo",
-           "InitFunction", "register_init_function", "init_function_names", "register_module_type", "ROLES",
-           "roles_of"]
+__all__ = ["Plan", "Rule", "Select", "Manifest", "last_manifest", "Record", "BlockEntry",
+           "ParamInfo", "InitFunction", "register_init_function", "init_function_names",
+           "register_module_type", "ROLES", "roles_of"]

@@ -34,7 +34,7 @@ from .readers import (
     read_plan_data,
     require,
 )
-from .schema import check_keys, type_name
+from .schema import check_keys, typed_repr
 
 __all__ = ["load_plan", "save_plan", "plan_from_dict", "FORMAT_VERSION", "FORMATS"]
 
@@ -60,7 +60,7 @@ def _validate_plan(data: Any, source: Source) -> None:
     (the rules and options are checked by the constructors, against :mod:`.schema`)."""
     if not isinstance(data, Mapping):
         raise source.error((), f"must be a mapping with a 'rules' list (a plan), got"
-                           f" {type_name(data)} {short_repr(data)}")
+                           f" {typed_repr(data)}")
     try:
         check_keys(data, TOP_KEYS, "plan")
     except ConfigError as err:
@@ -74,7 +74,7 @@ def _validate_plan(data: Any, source: Source) -> None:
         raise source.error((), "missing key 'rules' (a list of rules; it may be empty)")
     if not isinstance(data["rules"], list):
         raise source.error(("rules",), f"must be a list of rules, got"
-                           f" {type_name(data['rules'])} {short_repr(data['rules'])}")
+                           f" {typed_repr(data['rules'])}")
 
 
 def _value_at(data: Any, path: FieldPath) -> Any:
@@ -146,8 +146,8 @@ def _plain(value: Any, path: FieldPath, fmt: str, file: str) -> Any:
         return [_plain(v, (*path, i), fmt, file) for i, v in enumerate(value)]
     if isinstance(value, (str, bool, int, float)) or (value is None and fmt != "TOML"):
         return value
-    raise ConfigError(f"cannot write {file}: {format_path(path)} is {type_name(value)}"
-                      f" {short_repr(value)}, which a {fmt} plan file cannot store")
+    raise ConfigError(f"cannot write {file}: {format_path(path)} is {typed_repr(value)},"
+                      f" which a {fmt} plan file cannot store")
 
 
 def _write_atomic(file: str, text: str) -> None:

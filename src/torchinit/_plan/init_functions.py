@@ -1,8 +1,8 @@
 """Init functions: rules whose initializer depends on the module it meets.
 
-An init function is a named function ``(param: ParamInfo) -> Initializer``, registered here so plans
-and config files can refer to it by name (``{"function": "torch_default"}``) without executing
-code. The manifest records the initializer each function produced.
+An init function is a named function ``(param: ParamInfo) -> Initializer``, registered here so
+plans and config files can refer to it by name (``{"function": "torch_default"}``) without
+executing code. The manifest records the initializer each function produced.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def __getattr__(name: str) -> object:
     """The former names (``InitFactory``, ``register_factory``), with a warning."""
     return moved_attribute(__name__, name)
 
+
 InitFn = Callable[[ParamInfo], Initializer]
 _FUNCTIONS: dict[str, InitFn] = {}
 _F = TypeVar("_F", bound=InitFn)
@@ -35,7 +36,7 @@ _F = TypeVar("_F", bound=InitFn)
 
 @overload
 def register_init_function(name: str, fn: None = None, *, replace: bool = False
-                     ) -> Callable[[_F], _F]: ...
+                           ) -> Callable[[_F], _F]: ...
 
 
 @overload
@@ -43,13 +44,13 @@ def register_init_function(name: str, fn: _F, *, replace: bool = False) -> _F: .
 
 
 def register_init_function(name: str, fn: _F | None = None, *, replace: bool = False
-                     ) -> _F | Callable[[_F], _F]:
+                           ) -> _F | Callable[[_F], _F]:
     """Register ``fn(param_info) -> Initializer`` under ``name`` (usable as a decorator).
 
     Raises:
         ConfigError: for a function that is not callable, or a name another function already
-            has (plans name init functions, so two under one name would change what a plan file
-            means; ``replace=True`` replaces on purpose).
+            has (plans name init functions, so two under one name would change what a plan
+            file means; ``replace=True`` replaces on purpose).
     """
     def add(f: _F) -> _F:
         if not callable(f):
@@ -57,8 +58,9 @@ def register_init_function(name: str, fn: _F | None = None, *, replace: bool = F
         owner = _FUNCTIONS.get(name)
         if owner is not None and owner is not f and not replace \
                 and (owner.__module__, owner.__qualname__) != (f.__module__, f.__qualname__):
-            raise ConfigError(f"init function {name!r} is already registered ({owner.__module__}."
-                              f"{owner.__qualname__}); choose another name, or pass"
+            raise ConfigError(f"init function {name!r} is already registered"
+                              f" ({owner.__module__}.{owner.__qualname__}); choose another name,"
+                              " or pass"
                               " replace=True")
         _FUNCTIONS[name] = f
         return f
@@ -80,7 +82,8 @@ class InitFunction:
     def __post_init__(self) -> None:
         if self.name not in _FUNCTIONS:
             raise UnknownNameError(
-                f"unknown init function {short_repr(self.name)}; known: {init_function_names()}."
+                f"unknown init function {short_repr(self.name)}; known:"
+                f" {init_function_names()}."
                 + suggest(self.name, _FUNCTIONS)
             )
 

@@ -27,7 +27,6 @@ from ..errors import (
     TorchinitError,
     at_field,
     describe_target,
-    short_repr,
 )
 from ..initializers import Initializer, StructuredInitializer
 from .._layouts import fans as layer_fans
@@ -37,7 +36,7 @@ from .manifest import BlockEntry, Manifest, Record
 from .parametrization import Parametrization, forward_requirements, width_fans
 from .roles import norm_reason, roles_of
 from .rules import Keep, Rule
-from .schema import PLAN_SPECS, UNMATCHED, OnUnmatched, check_fields, type_name
+from .schema import PLAN_SPECS, UNMATCHED, OnUnmatched, check_fields, typed_repr
 from .selectors import ParamInfo
 
 __all__ = ["Plan", "UNMATCHED", "OnUnmatched"]
@@ -92,7 +91,7 @@ def _rule_from_dict(data: Any, index: int) -> Rule:
     with at_field("rules", index):
         if not isinstance(data, Mapping):
             raise PlanError(f"must be a rule (a Rule, or a mapping with 'init' and selector keys),"
-                            f" got {type_name(data)} {short_repr(data)}")
+                            f" got {typed_repr(data)}")
         return Rule.from_dict(data)
 
 

@@ -10,11 +10,11 @@ from .. import initializers
 from .._deprecation import REMOVED_IN, renamed
 from .._fans import FanConvention
 from .._stack import user_stacklevel
-from ..errors import ConfigError, at_field, short_repr
+from ..errors import ConfigError, at_field
 from ..initializers import Initializer
 from .init_functions import InitFunction
 from .parametrization import Parametrization, parametrization_from_config
-from .schema import RULE_OPTIONS, RULE_SPECS, SELECT_KEYS, check_fields, check_keys, type_name
+from .schema import RULE_OPTIONS, RULE_SPECS, SELECT_KEYS, check_fields, check_keys, typed_repr
 from .selectors import ModuleSpecs, Select, as_select
 
 __all__ = ["Rule", "InitSpec", "as_init", "Keep", "KEEP", "RULE_FIELDS"]
@@ -80,8 +80,7 @@ def as_init(init: Any) -> InitSpec:
         return initializers.from_config(init)
     raise ConfigError(
         f"init must be an initializer, its name, a mapping {{name: ..., arguments...}},"
-        f" {{function: name}}, a parametrization or 'keep'; got {type_name(init)}"
-        f" {short_repr(init)}")
+        f" {{function: name}}, a parametrization or 'keep'; got {typed_repr(init)}")
 
 
 def _keyword_form(select: Select) -> str:
@@ -161,7 +160,8 @@ class Rule:
         check_keys(deprecated, SELECT_KEYS, "selector")
         given = dict(type=type, within=within, path=path, regex=regex, name=name, role=role,
                      ndim=ndim, block=block)
-        select: dict[str, Any] = {k: v for k, v in given.items() if v not in ((), None)}
+        select: dict[str, Any] = {k: v for k, v in given.items()
+                                  if v is not None and not (isinstance(v, tuple) and not v)}
         if match is not None:
             if select:
                 raise ConfigError("give the selector as keywords only: Rule(match=...) is the"
@@ -234,7 +234,7 @@ class Rule:
         if match is not None:
             if not isinstance(match, Mapping):
                 raise ConfigError(f"match must be a mapping of selector keys {list(SELECT_KEYS)},"
-                                  f" got {type_name(match)} {short_repr(match)}",
+                                  f" got {typed_repr(match)}",
                                   field=("match",))
             overlap = sorted(set(match) & set(data))
             if overlap:

@@ -18,8 +18,8 @@ from torch import nn
 from .._fans import FAN_CONVENTIONS
 from ..errors import ConfigError, short_repr, suggest
 
-__all__ = ["OnUnmatched", "UNMATCHED", "FieldSpec", "check_fields", "check_keys", "type_name", "PLAN_SPECS", "RULE_SPECS",
-           "SELECT_SPECS", "SELECT_KEYS", "RULE_OPTIONS"]
+__all__ = ["OnUnmatched", "UNMATCHED", "FieldSpec", "check_fields", "check_keys", "typed_repr",
+           "PLAN_SPECS", "RULE_SPECS", "SELECT_SPECS", "SELECT_KEYS", "RULE_OPTIONS"]
 
 
 OnUnmatched = Literal["error", "warn", "keep"]
@@ -27,9 +27,11 @@ OnUnmatched = Literal["error", "warn", "keep"]
 UNMATCHED: tuple[OnUnmatched, ...] = get_args(OnUnmatched)
 
 
-def type_name(value: Any) -> str:
-    """The type of ``value`` as a plan file would call it (``null`` for None)."""
-    return "null" if value is None else type(value).__name__
+def typed_repr(value: Any) -> str:
+    """``value`` for a message, after its type as a plan file would call it: ``list [1, 2]``,
+    ``null None``."""
+    kind = "null" if value is None else type(value).__name__
+    return f"{kind} {short_repr(value)}"
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,8 @@ class FieldSpec:
     def check(self, key: str, value: Any) -> None:
         """Raise ``ConfigError(field=(key,))`` unless ``value`` is accepted."""
         if not self.accepts(value):
-            raise ConfigError(f"{key} must be {self.expected}, got {type_name(value)}"
-                              f" {short_repr(value)}", field=(key,))
+            raise ConfigError(f"{key} must be {self.expected}, got {typed_repr(value)}",
+                              field=(key,))
 
 
 def _is_int(value: Any) -> bool:

@@ -181,7 +181,6 @@ class Select:
         return " ".join(parts) if parts else "every parameter"
 
 
-
 def as_select(match: Select | Mapping[str, Any] | None) -> Select:
     """Accept a :class:`Select`, a dict of its fields, or None (match everything)."""
     if match is None:

@@ -22,7 +22,6 @@ Zero-size tensors are left as they are with one warning, as torch does.
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
