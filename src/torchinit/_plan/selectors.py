@@ -112,17 +112,18 @@ class Select:
     _globs: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        check_fields({key: getattr(self, key) for key in SELECT_KEYS}, SELECT_SPECS)
-        for key in ("type", "within"):
-            object.__setattr__(self, key, _as_tuple(getattr(self, key)))
-            with at_field(key):
-                classes = _resolve_types(getattr(self, key))
-            object.__setattr__(self, f"_{'classes' if key == 'type' else key}", classes)
-        for key in ("path", "name", "role", "ndim"):
-            object.__setattr__(self, key, _as_tuple(getattr(self, key)))
-        object.__setattr__(self, "_exact", frozenset(
-            _unescape(g) for g in self.path if _unescape(g) is not None))
-        object.__setattr__(self, "_globs", tuple(g for g in self.path if _unescape(g) is None))
+        given = {key: getattr(self, key) for key in SELECT_KEYS}
+        check_fields({k: v for k, v in given.items() if v is not None
+                      and not (isinstance(v, tuple) and not v)}, SELECT_SPECS)  # defaults pass
+        for key in ("type", "within", "path", "name", "role", "ndim"):
+            object.__setattr__(self, key, _as_tuple(given[key]))
+        for key, attribute in (("type", "_classes"), ("within", "_within")):
+            if getattr(self, key):
+                with at_field(key):
+                    object.__setattr__(self, attribute, _resolve_types(getattr(self, key)))
+        plain = [(glob, _unescape(glob)) for glob in self.path]
+        object.__setattr__(self, "_exact", frozenset(p for _, p in plain if p is not None))
+        object.__setattr__(self, "_globs", tuple(g for g, p in plain if p is None))
         for r in self.role:
             if r not in ROLES:
                 raise ConfigError(f"unknown role {short_repr(r)}; roles are {ROLES}."
